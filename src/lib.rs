@@ -1,0 +1,95 @@
+//! An embedded, concurrent cache whose values carry versions: memcached's `gets` / `cas`
+//! without the network hop.
+//!
+//! # Usage
+//!
+//! ```
+//! use std::sync::Arc;
+//! use cascache::Cache;
+//!
+//! let cache = Arc::new(Cache::new(10_000));
+//! cache.insert("visits", 0u64);
+//!
+//! let workers: Vec<_> = (0..4)
+//!     .map(|_| {
+//!         let cache = Arc::clone(&cache);
+//!         std::thread::spawn(move || {
+//!             for _ in 0..1_000 {
+//!                 // memcached's CAS increment: gets, compute, cas; retry if someone won the race.
+//!                 loop {
+//!                     let (n, version) = cache.gets("visits").unwrap();
+//!                     if cache.compare_and_swap("visits", version, n + 1).is_ok() {
+//!                         break;
+//!                     }
+//!                 }
+//!             }
+//!         })
+//!     })
+//!     .collect();
+//! for worker in workers {
+//!     worker.join().unwrap();
+//! }
+//! assert_eq!(cache.get("visits"), Some(4_000));
+//! ```
+//!
+//! [`Cache::update`] runs that loop for you, and [`Cache::pin`] gives a view whose reads borrow
+//! instead of cloning.
+//!
+//! # Versions
+//!
+//! Every successful write stores the value with a new [`Version`], unique in the process: a
+//! version is never reused for a key, even after the key is removed and inserted again, so a
+//! compare-and-swap cannot be fooled by a value that changed and changed back (no ABA). A version
+//! is never 0 ([`Version::get`] is what a memcached client sees as the cas unique).
+//!
+//! # Consistency
+//!
+//! Every single-key operation is linearizable: it takes effect atomically at one instant between
+//! its call and its return. In particular a `compare_and_swap` that returns `Ok` was applied to
+//! the live entry (a racing `remove` makes it fail with `NotFound`, never lose the write), and
+//! `gets` never pairs a value with another value's version. Whole-cache operations
+//! ([`Cache::len`], [`Cache::iter`], [`Cache::clear`]) are weakly consistent.
+//!
+//! # Performance
+//!
+//! Reads take no lock and write no shared memory: a hash, a probe of one-byte tags, and two
+//! pointer loads. A write to an existing key allocates one value node and makes one
+//! compare-and-swap. The table is open-addressed and grows incrementally: writers that meet a
+//! resize help copy chunks of it; readers never wait. Removed and replaced values are freed by
+//! epoch-based reclamation (crossbeam-epoch) once no reader can still see them.
+//!
+//! # memcached commands
+//!
+//! | memcached | cascache |
+//! |---|---|
+//! | `get` | [`Cache::get`] |
+//! | `gets` | [`Cache::gets`] |
+//! | `set` | [`Cache::insert`] |
+//! | `add` | [`Cache::add`] |
+//! | `replace` | [`Cache::replace`] |
+//! | `cas` | [`Cache::compare_and_swap`] |
+//! | `delete` | [`Cache::delete`] / [`Cache::remove`] |
+//! | `md <key> C<cas>` | [`Cache::remove_if_version`] |
+//! | `flush_all` | [`Cache::clear`] |
+//! | `incr` / `decr` | [`Cache::update`] |
+
+#![warn(missing_docs)]
+
+mod builder;
+mod cache;
+mod error;
+mod pinned;
+mod raw;
+mod sync;
+mod version;
+
+pub use crate::builder::CacheBuilder;
+pub use crate::cache::{Cache, Iter};
+pub use crate::error::{CasError, Occupied};
+pub use crate::pinned::{Pinned, PinnedIter};
+pub use crate::version::Version;
+
+/// The README's examples, compiled and run as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;

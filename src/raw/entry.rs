@@ -1,0 +1,97 @@
+//! Entry records and value nodes.
+//!
+//! A table slot points to an [`Entry`]: the key, its hash, and an atomic pointer to the current
+//! [`ValueNode`]. Value nodes are immutable: a write allocates a new node (value + fresh version)
+//! and swings the entry's pointer to it with one compare-and-swap, so a reader always sees a value
+//! together with its own version, and a CAS that compares versions can act on the exact node it
+//! compared. The entry record never moves between writes: a resize moves the *pointer* to it,
+//! so versions and in-flight operations survive a resize.
+//!
+//! Removal seals the value pointer (tag bit [`SEALED`]); a sealed entry is dead forever. Any
+//! compare-and-swap that loaded the entry before the seal fails, because its expected pointer no
+//! longer matches: a write can never land on a removed entry and be lost.
+
+use crossbeam_epoch::{Atomic, Shared};
+
+use crate::version::Version;
+
+/// Tag on [`Entry::value`]: the entry has been removed and will never hold a value again.
+pub(crate) const SEALED: usize = 1;
+
+/// One key's record in the table.
+pub(crate) struct Entry<K, V> {
+    pub(crate) hash: u64,
+    pub(crate) key: K,
+    /// The current value node, tagged [`SEALED`] once the entry is removed.
+    pub(crate) value: Atomic<ValueNode<V>>,
+}
+
+/// An immutable value with the version it was stored under.
+pub(crate) struct ValueNode<V> {
+    pub(crate) version: Version,
+    pub(crate) value: V,
+}
+
+/// A live entry found under a guard, with the value node it held when it was found.
+///
+/// Both pointers are non-null and were loaded under the guard that `'g` borrows, so they stay
+/// valid for `'g`: entries and nodes are only ever retired through that guard's collector.
+pub(crate) struct Found<'g, K, V> {
+    pub(super) entry: Shared<'g, Entry<K, V>>,
+    pub(super) node: Shared<'g, ValueNode<V>>,
+}
+
+impl<K, V> Clone for Found<'_, K, V> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+impl<K, V> Copy for Found<'_, K, V> {}
+
+impl<'g, K, V> Found<'g, K, V> {
+    /// Wraps two pointers loaded under the guard `'g` borrows.
+    ///
+    /// # Safety
+    ///
+    /// `entry` and `node` must be non-null (tag bits aside), loaded under a guard that lives for
+    /// `'g`, from a table or entry reachable when they were loaded.
+    pub(super) unsafe fn new(
+        entry: Shared<'g, Entry<K, V>>,
+        node: Shared<'g, ValueNode<V>>,
+    ) -> Self {
+        Found {
+            entry: entry.with_tag(0),
+            node: node.with_tag(0),
+        }
+    }
+
+    #[inline]
+    pub(super) fn entry(&self) -> &'g Entry<K, V> {
+        // SAFETY: non-null and protected by the guard for 'g (the contract of `Found::new`).
+        unsafe { self.entry.deref() }
+    }
+
+    #[inline]
+    fn node(&self) -> &'g ValueNode<V> {
+        // SAFETY: non-null and protected by the guard for 'g (the contract of `Found::new`).
+        unsafe { self.node.deref() }
+    }
+
+    /// The entry's key.
+    #[inline]
+    pub(crate) fn key(&self) -> &'g K {
+        &self.entry().key
+    }
+
+    /// The value as it was when the entry was found.
+    #[inline]
+    pub(crate) fn value(&self) -> &'g V {
+        &self.node().value
+    }
+
+    /// The version of [`Found::value`].
+    #[inline]
+    pub(crate) fn version(&self) -> Version {
+        self.node().version
+    }
+}

@@ -1,0 +1,440 @@
+//! The raw concurrent table: all of the crate's `unsafe` and its lock-free protocols.
+//!
+//! The public [`Cache`](crate::Cache) is a thin layer over [`RawTable`]: it hashes keys, issues
+//! versions and picks the guard; this module keeps keys, entries and value nodes alive and
+//! consistent.
+//!
+//! ## Two levels of atomicity
+//!
+//! * **Value level** ([`entry`]): every write to an existing key is one compare-and-swap on the
+//!   entry's value pointer, from the node the writer read to a new node. Reads are a probe and two
+//!   pointer loads. Removal seals the value pointer, which makes the entry dead for every racing
+//!   writer; only then is the entry unlinked from its slot.
+//! * **Slot level** ([`table`]): linking a new entry claims an empty slot; unlinking turns a slot
+//!   into a tombstone. Tombstones are reclaimed by the next resize.
+//!
+//! ## Resizing
+//!
+//! When a table's claimed slots (entries and tombstones) reach 3/4 of it, a writer installs a
+//! successor (twice the size, or the same size when mostly tombstones) in `next`. From then on:
+//!
+//! * Writers that need a slot (link, unlink) first help copy: they claim chunks of slots and copy
+//!   them, then wait for the other helpers' chunks, and only then work in the successor. So while
+//!   a copy is running, the successor holds nothing but copies, which keeps probing simple.
+//! * A slot is copied by freezing its entry pointer (tag `FROZEN`), linking the same pointer in
+//!   the successor, and marking the old slot `MOVED`. Entries are moved, never cloned, so a value
+//!   node and its version are the same object before and after; a value-level CAS that started
+//!   before the resize works after it.
+//! * Readers never wait and never copy: they probe the table they loaded, treat a frozen entry as
+//!   the live one (it is the same record the successor gets), and if they met a `MOVED` slot
+//!   without finding the key they look again in `next`.
+//! * The helper that completes a copy swings the root to the successor and retires the old table.
+//!
+//! ## Reclamation
+//!
+//! Entries, value nodes and tables are retired through crossbeam-epoch: a pointer loaded under a
+//! guard stays valid until the guard is dropped. Addresses are only compared under the guard they
+//! were loaded with, so a freed and reused address can never make a stale CAS succeed.
+
+mod counter;
+pub(crate) mod entry;
+mod iter;
+mod table;
+
+use crossbeam_epoch::{Atomic, Guard, Owned, Shared};
+
+use self::counter::Counter;
+pub(crate) use self::entry::Found;
+use self::entry::{Entry, ValueNode, SEALED};
+pub(crate) use self::iter::{OwnedIter, RawIter};
+use self::table::{Lookup, Table, TOMBSTONE};
+use crate::sync::{epoch, spin_wait, Ordering};
+use crate::version::Version;
+
+/// Slots copied per claimed chunk during a resize.
+const COPY_CHUNK: usize = 64;
+/// The smallest table.
+const MIN_TABLE_LEN: usize = 4;
+/// The largest table allocated up front; larger caches grow by resizing.
+const MAX_PRESIZED_LEN: usize = 1 << 20;
+
+/// The result of linking a new entry when the key turned out to be live already.
+pub(crate) struct Rejected<'g, K, V> {
+    pub(crate) key: K,
+    pub(crate) node: NewNode<V>,
+    pub(crate) existing: Found<'g, K, V>,
+}
+
+/// A value node ready to be stored (allocated once, reused across retries of a loop).
+pub(crate) struct NewNode<V>(Owned<ValueNode<V>>);
+
+impl<V> NewNode<V> {
+    pub(crate) fn new(value: V, version: Version) -> Self {
+        NewNode(Owned::new(ValueNode { version, value }))
+    }
+
+    pub(crate) fn version(&self) -> Version {
+        self.0.version
+    }
+
+    /// Replaces the value (after a failed attempt computed from a stale read).
+    pub(crate) fn set_value(&mut self, value: V) {
+        self.0.value = value;
+    }
+
+    pub(crate) fn into_value(self) -> V {
+        self.0.into_box().value
+    }
+}
+
+pub(crate) struct RawTable<K, V> {
+    root: Atomic<Table<K, V>>,
+    len: Counter,
+}
+
+impl<K, V> RawTable<K, V> {
+    /// A table sized so that `capacity` entries fit without a resize (up to a limit).
+    pub(crate) fn with_capacity(capacity: usize) -> Self {
+        let wanted = capacity.saturating_mul(4) / 3 + 1;
+        let len = wanted
+            .clamp(MIN_TABLE_LEN, MAX_PRESIZED_LEN)
+            .next_power_of_two();
+        RawTable {
+            root: Atomic::new(Table::new(len)),
+            len: Counter::new(),
+        }
+    }
+
+    /// Live entries (exact when writes have quiesced).
+    pub(crate) fn len(&self) -> usize {
+        self.len.sum()
+    }
+
+    /// The live entry of a key, with its current value node.
+    pub(crate) fn find<'g>(
+        &self,
+        hash: u64,
+        eq: impl Fn(&K) -> bool,
+        guard: &'g Guard,
+    ) -> Option<Found<'g, K, V>> {
+        let mut table = self.root.load(Ordering::Acquire, guard);
+        loop {
+            // SAFETY: the root and every `next` are non-null tables retired only after they are
+            // unreachable from the root, through `guard`'s collector.
+            let t = unsafe { table.deref() };
+            match t.lookup(hash, &eq, guard) {
+                Lookup::Found(found) => return Some(found),
+                Lookup::Absent => return None,
+                // A slot is marked MOVED only after `next` is set.
+                Lookup::Moved => table = t.next.load(Ordering::Acquire, guard),
+            }
+        }
+    }
+
+    /// Swings `found`'s entry from the node it was found with to `new`: the value-level
+    /// compare-and-swap every write to an existing key goes through. Fails, handing `new` back,
+    /// if the entry changed or was removed since it was found.
+    pub(crate) fn replace_node(
+        &self,
+        found: &Found<'_, K, V>,
+        new: NewNode<V>,
+        guard: &Guard,
+    ) -> Result<(), NewNode<V>> {
+        match found.entry().value.compare_exchange(
+            found.node,
+            new.0,
+            Ordering::AcqRel,
+            Ordering::Acquire,
+            guard,
+        ) {
+            Ok(_) => {
+                // SAFETY: the old node is unreachable now (the entry points elsewhere and nodes are
+                // referenced from nowhere else); readers that loaded it hold guards.
+                unsafe { guard.defer_destroy(found.node) };
+                Ok(())
+            }
+            Err(err) => Err(NewNode(err.new)),
+        }
+    }
+
+    /// Removes `found`'s entry if it still holds the node it was found with. On success the
+    /// value stays readable through `found` until `guard` is dropped.
+    pub(crate) fn seal(&self, found: &Found<'_, K, V>, guard: &Guard) -> bool {
+        let sealed = found.node.with_tag(SEALED);
+        if cfg!(cascache_broken_seal) {
+            // Deliberately broken build for the linearizability checker's negative control:
+            // unlink without sealing, so a racing CAS can land on a removed entry.
+            self.len.add(-1);
+            self.unlink(found.entry, guard);
+            return true;
+        }
+        if found
+            .entry()
+            .value
+            .compare_exchange(
+                found.node,
+                sealed,
+                Ordering::AcqRel,
+                Ordering::Acquire,
+                guard,
+            )
+            .is_err()
+        {
+            return false;
+        }
+        self.len.add(-1);
+        // SAFETY: the node is sealed, so no reader will return it and no writer can replace it;
+        // threads that loaded it before hold guards.
+        unsafe { guard.defer_destroy(found.node) };
+        self.unlink(found.entry, guard);
+        true
+    }
+
+    /// Removes `found`'s entry whatever value it holds by now; false if it was already removed.
+    pub(crate) fn seal_current(&self, found: &Found<'_, K, V>, guard: &Guard) -> bool {
+        let mut current = *found;
+        loop {
+            if self.seal(&current, guard) {
+                return true;
+            }
+            let node = found.entry().value.load(Ordering::Acquire, guard);
+            if node.tag() & SEALED != 0 {
+                return false;
+            }
+            // SAFETY: the entry is live and `node` (non-null) was loaded from it under `guard`.
+            current = unsafe { Found::new(found.entry, node) };
+        }
+    }
+
+    /// Links a new entry for a key not live in the table. If the key is live (a racing insert
+    /// won), nothing is linked and the key and value come back with the live entry.
+    pub(crate) fn link<'g>(
+        &self,
+        hash: u64,
+        key: K,
+        node: NewNode<V>,
+        guard: &'g Guard,
+    ) -> Result<(), Rejected<'g, K, V>>
+    where
+        K: Eq,
+    {
+        let mut entry = Owned::new(Entry {
+            hash,
+            key,
+            value: Atomic::from(node.0),
+        });
+        'restart: loop {
+            let table = self.writable_table(guard);
+            let mut start = None;
+            loop {
+                let index = match table.find_slot(hash, |k| *k == entry.key, start, guard) {
+                    Ok(index) => index,
+                    Err(Some(existing)) => {
+                        let Entry { key, value, .. } = *entry.into_box();
+                        // SAFETY: the node was never published; this thread owns it.
+                        let node = NewNode(unsafe { value.into_owned() });
+                        return Err(Rejected {
+                            key,
+                            node,
+                            existing,
+                        });
+                    }
+                    Err(None) => {
+                        self.start_resize(table, guard);
+                        continue 'restart;
+                    }
+                };
+                if !table.reserve() {
+                    self.start_resize(table, guard);
+                    continue 'restart;
+                }
+                match table.slot(index).compare_exchange(
+                    Shared::null(),
+                    entry,
+                    Ordering::AcqRel,
+                    Ordering::Acquire,
+                    guard,
+                ) {
+                    Ok(_) => {
+                        table.set_meta(index, hash);
+                        self.len.add(1);
+                        return Ok(());
+                    }
+                    Err(err) => {
+                        // Another entry (maybe of this key), a copy or a resize got there first:
+                        // look at the same slot again.
+                        table.unreserve();
+                        entry = err.new;
+                        start = Some(index);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Unlinks a sealed entry from its slot and retires it.
+    fn unlink(&self, entry: Shared<'_, Entry<K, V>>, guard: &Guard) {
+        // SAFETY: the caller found the entry under `guard` and it is retired only here.
+        let hash = unsafe { entry.deref() }.hash;
+        loop {
+            let table = self.writable_table(guard);
+            match table.position_of(entry, hash, guard) {
+                Ok(Some(index)) => {
+                    let tombstone = Shared::null().with_tag(TOMBSTONE);
+                    if table
+                        .slot(index)
+                        .compare_exchange(
+                            entry,
+                            tombstone,
+                            Ordering::AcqRel,
+                            Ordering::Acquire,
+                            guard,
+                        )
+                        .is_ok()
+                    {
+                        table.add_tombstone();
+                        // SAFETY: the entry is in no slot of any table now (a copy moves it, so it
+                        // was in exactly this one); readers that reached it hold guards.
+                        unsafe { guard.defer_destroy(entry) };
+                        return;
+                    }
+                    // A copy froze the slot: help it, then unlink from the successor.
+                }
+                Ok(None) => {
+                    debug_assert!(
+                        false,
+                        "a sealed entry is linked until its remover unlinks it"
+                    );
+                    return;
+                }
+                Err(()) => {}
+            }
+        }
+    }
+
+    /// The newest table, after helping finish every copy in progress on the way to it.
+    fn writable_table<'g>(&self, guard: &'g Guard) -> &'g Table<K, V> {
+        let mut table = self.root.load(Ordering::Acquire, guard);
+        loop {
+            // SAFETY: as in `find`.
+            let t = unsafe { table.deref() };
+            let next = t.next.load(Ordering::Acquire, guard);
+            if next.is_null() {
+                return t;
+            }
+            self.help_copy(t, next, guard);
+            table = next;
+        }
+    }
+
+    /// Installs a successor for `table` unless one exists: twice the size, or the same size when
+    /// most claimed slots are tombstones (a rehash that drops them).
+    fn start_resize(&self, table: &Table<K, V>, guard: &Guard) {
+        if !table.next.load(Ordering::Acquire, guard).is_null() {
+            return;
+        }
+        let len = if table.live_estimate() * 2 >= table.limit() {
+            table.len() * 2
+        } else {
+            table.len()
+        };
+        // The loser of a race drops its allocation.
+        let _ = table.next.compare_exchange(
+            Shared::null(),
+            Owned::new(Table::new(len)),
+            Ordering::AcqRel,
+            Ordering::Acquire,
+            guard,
+        );
+    }
+
+    /// Copies chunks of `table` into `next` until none is left to claim, then waits until every
+    /// helper has finished its chunk.
+    fn help_copy(&self, table: &Table<K, V>, next: Shared<'_, Table<K, V>>, guard: &Guard) {
+        // SAFETY: `next` was loaded under `guard` from a reachable table and is non-null.
+        let next_table = unsafe { next.deref() };
+        let chunk = COPY_CHUNK.min(table.len() / 2).max(1);
+        while let Some(range) = table.claim_copy_chunk(chunk) {
+            let count = range.len();
+            for index in range {
+                table.copy_slot(index, next_table, guard);
+            }
+            if table.finish_copy_chunk(count) {
+                self.advance_root(guard);
+            }
+        }
+        while !table.copy_complete() {
+            spin_wait();
+        }
+    }
+
+    /// Swings the root past every table whose copy is complete, retiring them.
+    fn advance_root(&self, guard: &Guard) {
+        loop {
+            let root = self.root.load(Ordering::Acquire, guard);
+            // SAFETY: as in `find`.
+            let table = unsafe { root.deref() };
+            let next = table.next.load(Ordering::Acquire, guard);
+            if next.is_null() || !table.copy_complete() {
+                return;
+            }
+            if self
+                .root
+                .compare_exchange(root, next, Ordering::AcqRel, Ordering::Acquire, guard)
+                .is_ok()
+            {
+                // SAFETY: the table is no longer reachable from the root; every slot is MOVED so
+                // it owns no entry. Threads that reached it hold guards.
+                unsafe { guard.defer_destroy(root) };
+            }
+        }
+    }
+
+    /// Iterates over live entries under `guard`.
+    pub(crate) fn iter<'g>(&self, guard: &'g Guard) -> RawIter<'g, K, V>
+    where
+        K: 'g,
+        V: 'g,
+    {
+        RawIter::new(self.root.load(Ordering::Acquire, guard), guard)
+    }
+
+    /// Iterates over live entries under a guard the iterator owns.
+    pub(crate) fn owned_iter(&self, guard: Guard) -> OwnedIter<K, V> {
+        let root = self.root.load(Ordering::Acquire, &guard).as_raw();
+        // SAFETY: `root` was loaded under `guard`, which the iterator keeps.
+        unsafe { OwnedIter::new(root, guard) }
+    }
+}
+
+impl<K, V> Drop for RawTable<K, V> {
+    fn drop(&mut self) {
+        // SAFETY: `&mut self`: no other thread can reach the table, so nothing is concurrently
+        // read and retiring with the unprotected guard (immediate destruction) is sound.
+        let guard = unsafe { epoch::unprotected() };
+        // Writers finish every copy they start, so a copy is pending only if a thread panicked
+        // in the middle of one; finish it so that each entry lives in exactly one table.
+        let table = self.writable_table(guard);
+        self.advance_root(guard);
+        for index in 0..table.len() {
+            let slot = table.slot(index).load(Ordering::Relaxed, guard);
+            if slot.is_null() {
+                continue;
+            }
+            // SAFETY: linked entries are owned by the table; each appears in one slot.
+            let entry = unsafe { slot.into_owned() };
+            let node = entry.value.load(Ordering::Relaxed, guard);
+            if node.tag() & SEALED == 0 {
+                // SAFETY: an unsealed node is owned by its entry (sealed ones were retired).
+                drop(unsafe { node.into_owned() });
+            }
+            drop(entry);
+        }
+        let root = self.root.load(Ordering::Relaxed, guard);
+        // SAFETY: the root table is owned by `self`; its entries were freed above.
+        drop(unsafe { root.into_owned() });
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,108 @@
+//! Unit tests of the raw table, small enough for Miri.
+
+use crossbeam_epoch::Collector;
+
+use crate::Cache;
+
+fn small_cache() -> Cache<u64, String> {
+    Cache::builder()
+        .max_capacity(1)
+        .collector(Collector::new())
+        .build()
+}
+
+#[test]
+fn insert_get_replace_remove() {
+    let cache = small_cache();
+    assert_eq!(cache.get(&1), None);
+    let v1 = cache.insert(1, "a".into());
+    assert_eq!(cache.gets(&1), Some(("a".into(), v1)));
+    let v2 = cache.insert(1, "b".into());
+    assert_ne!(v1, v2);
+    assert_eq!(cache.remove(&1), Some("b".into()));
+    assert_eq!(cache.get(&1), None);
+    assert!(cache.is_empty());
+}
+
+#[test]
+fn growth_keeps_entries_and_versions() {
+    let cache = small_cache();
+    let versions: Vec<_> = (0..40).map(|k| cache.insert(k, k.to_string())).collect();
+    assert_eq!(cache.len(), 40);
+    for (k, version) in versions.into_iter().enumerate() {
+        assert_eq!(cache.gets(&(k as u64)), Some((k.to_string(), version)));
+        // a version taken before the resizes still works after them
+        assert!(cache
+            .compare_and_swap(&(k as u64), version, "x".into())
+            .is_ok());
+    }
+}
+
+#[test]
+fn tombstones_are_reclaimed_by_rehash() {
+    let cache = small_cache();
+    for round in 0..30u64 {
+        cache.insert(round, "v".into());
+        assert!(cache.delete(&round));
+    }
+    assert!(cache.is_empty());
+    cache.insert(7, "seven".into());
+    assert_eq!(cache.get(&7).as_deref(), Some("seven"));
+}
+
+#[test]
+fn cas_after_remove_and_reinsert_is_a_mismatch() {
+    let cache = small_cache();
+    let old = cache.insert(1, "a".into());
+    cache.delete(&1);
+    let new = cache.add(1, "b".into()).unwrap();
+    assert_ne!(old, new);
+    assert_eq!(
+        cache.compare_and_swap(&1, old, "c".into()),
+        Err(crate::CasError::Mismatch {
+            current: new,
+            value: "c".into()
+        })
+    );
+}
+
+#[test]
+fn iter_clear_and_drop_free_everything() {
+    let cache = small_cache();
+    for k in 0..20 {
+        cache.insert(k, format!("value {k}"));
+    }
+    let mut keys: Vec<u64> = cache.iter().map(|(k, _)| k).collect();
+    keys.sort_unstable();
+    assert_eq!(keys, (0..20).collect::<Vec<_>>());
+    cache.clear();
+    assert_eq!(cache.iter().count(), 0);
+    for k in 0..5 {
+        cache.insert(k, "again".into());
+    }
+    // Dropping the cache and its collector frees the rest; Miri's leak check verifies it.
+}
+
+#[test]
+fn concurrent_writers_during_resize() {
+    let cache = small_cache();
+    std::thread::scope(|s| {
+        for t in 0..2u64 {
+            let cache = &cache;
+            s.spawn(move || {
+                for i in 0..24 {
+                    cache.insert(t * 100 + i, "x".into());
+                    if i % 3 == 0 {
+                        cache.delete(&(t * 100 + i));
+                    }
+                }
+            });
+        }
+    });
+    assert_eq!(cache.len(), 2 * 16);
+    for t in 0..2u64 {
+        for i in 0..24 {
+            assert_eq!(cache.contains_key(&(t * 100 + i)), i % 3 != 0);
+        }
+    }
+}
