@@ -1,1 +1,70 @@
-fn main() {}
+//! Single-threaded costs of the core operations (the peer comparisons belong to the full suite).
+//!
+//! `cargo bench --bench core`
+
+use criterion::{black_box, criterion_group, criterion_main, BatchSize, Criterion, Throughput};
+
+use cascache::Cache;
+
+const KEYS: u64 = 100_000;
+
+fn filled() -> Cache<u64, u64> {
+    let cache = Cache::new(KEYS);
+    for key in 0..KEYS {
+        cache.insert(key, key);
+    }
+    cache
+}
+
+fn core_operations(c: &mut Criterion) {
+    let mut group = c.benchmark_group("core");
+    group.throughput(Throughput::Elements(KEYS));
+    let cache = filled();
+
+    group.bench_function("get (hit)", |b| {
+        b.iter(|| {
+            for key in 0..KEYS {
+                black_box(cache.get(&key));
+            }
+        })
+    });
+    group.bench_function("get, one pin for all", |b| {
+        b.iter(|| {
+            let pinned = cache.pin();
+            for key in 0..KEYS {
+                black_box(pinned.get(&key));
+            }
+        })
+    });
+    group.bench_function("gets + compare_and_swap", |b| {
+        b.iter(|| {
+            for key in 0..KEYS {
+                let (value, version) = cache.gets(&key).unwrap();
+                black_box(cache.compare_and_swap(&key, version, value + 1).is_ok());
+            }
+        })
+    });
+    group.bench_function("insert (overwrite)", |b| {
+        b.iter(|| {
+            for key in 0..KEYS {
+                black_box(cache.insert(key, key));
+            }
+        })
+    });
+    group.bench_function("insert into an empty cache", |b| {
+        b.iter_batched(
+            || Cache::<u64, u64>::new(KEYS),
+            |fresh| {
+                for key in 0..KEYS {
+                    fresh.insert(key, key);
+                }
+                fresh
+            },
+            BatchSize::PerIteration,
+        )
+    });
+    group.finish();
+}
+
+criterion_group!(benches, core_operations);
+criterion_main!(benches);

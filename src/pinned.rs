@@ -118,7 +118,7 @@ where
     /// See [`Cache::replace`].
     ///
     /// ```
-    /// let cache = cascache::Cache::new(10);
+    /// let cache = cascache::Cache::<i32, i32>::new(10);
     /// assert!(cache.pin().replace(&1, 1).is_err());
     /// ```
     pub fn replace<Q>(&self, key: &Q, value: V) -> Result<Version, CasError<V>>
