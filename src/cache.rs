@@ -1,16 +1,42 @@
 //! The public cache: hashing, versions and guards over the raw table.
 
+use std::any::Any;
 use std::borrow::Borrow;
+use std::convert::Infallible;
 use std::fmt;
 use std::hash::{BuildHasher, Hash};
+use std::sync::Arc;
+use std::time::Duration;
 
 use crossbeam_epoch::{Collector, Guard};
 
 use crate::builder::CacheBuilder;
 use crate::error::{CasError, Occupied};
+use crate::expiry::{self, SharedClock};
+use crate::loader::{Loading, Outcome, Role};
 use crate::pinned::Pinned;
+use crate::policy::{Departed, Policy, RemovalCause};
 use crate::raw::{Found, NewNode, OwnedIter, RawTable};
+use crate::stats::{CacheStats, Stat, Stats};
 use crate::version::{next_version, Version};
+
+/// Computes an entry's weight toward the capacity.
+pub(crate) type Weigher<K, V> = Box<dyn Fn(&K, &V) -> u32 + Send + Sync>;
+/// Hears about every entry that leaves the cache.
+pub(crate) type Listener<K, V> = Box<dyn Fn(&K, &V, RemovalCause) + Send + Sync>;
+
+/// Everything the builder configures beyond the table.
+pub(crate) struct Config<K, V> {
+    pub(crate) weigher: Option<Weigher<K, V>>,
+    pub(crate) time_to_live: Option<Duration>,
+    pub(crate) time_to_idle: Option<Duration>,
+    pub(crate) clock: SharedClock,
+    pub(crate) listener: Option<Listener<K, V>>,
+}
+
+/// A time to idle is extended by reads at most this often (per entry), so hot entries' readers
+/// do not all write the deadline.
+const IDLE_GRANULARITY_MS: u64 = 1_000;
 
 /// A concurrent cache whose values carry versions.
 ///
@@ -37,10 +63,14 @@ use crate::version::{next_version, Version};
 /// assert_eq!(cache.get("hits"), Some(1));
 /// ```
 pub struct Cache<K, V, S = ahash::RandomState> {
-    // Field order matters: the table drops before the collector, so a local collector runs the
-    // table's deferred destructions when it drops.
+    // Field order matters: the policy lets go of its queued entries first, then the table frees
+    // what is left, and the collector (if the cache has its own) runs deferred destructions last.
+    policy: Option<Policy<K, V>>,
     raw: RawTable<K, V>,
     hasher: S,
+    config: Config<K, V>,
+    stats: Stats,
+    loading: Loading<K, V>,
     reclaimer: Reclaimer,
 }
 
@@ -97,10 +127,32 @@ where
     V: Send + Sync + 'static,
     S: BuildHasher,
 {
-    pub(crate) fn from_parts(capacity: usize, hasher: S, reclaimer: Reclaimer) -> Self {
+    pub(crate) fn from_parts(
+        capacity: Option<u64>,
+        initial_capacity: Option<usize>,
+        shards: Option<usize>,
+        hasher: S,
+        config: Config<K, V>,
+        reclaimer: Reclaimer,
+    ) -> Self {
+        // Without a weigher the capacity counts entries, and the table is presized for it.
+        let presize = initial_capacity.unwrap_or(match (capacity, &config.weigher) {
+            (Some(capacity), None) => usize::try_from(capacity).unwrap_or(usize::MAX),
+            _ => 0,
+        });
+        let policy = capacity.map(|capacity| {
+            Policy::new(
+                capacity,
+                shards.unwrap_or_else(|| Policy::<K, V>::default_shards(capacity)),
+            )
+        });
         Cache {
-            raw: RawTable::with_capacity(capacity),
+            policy,
+            raw: RawTable::with_capacity(presize),
             hasher,
+            config,
+            stats: Stats::new(),
+            loading: Loading::new(),
             reclaimer,
         }
     }
@@ -113,6 +165,45 @@ where
     #[inline]
     pub(crate) fn guard(&self) -> Guard {
         self.reclaimer.pin()
+    }
+
+    #[inline]
+    fn now(&self) -> u64 {
+        self.config.clock.now_millis()
+    }
+
+    fn weigh(&self, key: &K, value: &V) -> u32 {
+        self.config
+            .weigher
+            .as_ref()
+            .map_or(1, |weigh| weigh(key, value))
+    }
+
+    /// A new value node with its weight and deadlines.
+    fn new_node(&self, key: &K, value: V, ttl: Option<Duration>, now: u64) -> NewNode<V> {
+        let weight = self.weigh(key, &value);
+        self.node_for(value, weight, ttl, now)
+    }
+
+    fn node_for(&self, value: V, weight: u32, ttl: Option<Duration>, now: u64) -> NewNode<V> {
+        let expires_at = expiry::deadline(now, ttl.or(self.config.time_to_live));
+        let idle_expires_at = expiry::deadline(now, self.config.time_to_idle);
+        NewNode::new(value, next_version(), weight, expires_at, idle_expires_at)
+    }
+
+    /// Tells the listener and the statistics about entries that left the cache.
+    fn depart(&self, departed: Vec<Departed<'_, K, V>>) {
+        for Departed { entry, cause } in departed {
+            match cause {
+                RemovalCause::Evicted => self.stats.record(Stat::Eviction),
+                RemovalCause::Expired => self.stats.record(Stat::Expiration),
+                RemovalCause::Removed => self.stats.record(Stat::Removal),
+                RemovalCause::Replaced => {}
+            }
+            if let Some(listener) = &self.config.listener {
+                listener(entry.key(), entry.value(), cause);
+            }
+        }
     }
 
     /// Pins the current thread once for several operations, and gives reads that borrow instead
@@ -131,12 +222,54 @@ where
 
     // ----- reads -----
 
-    pub(crate) fn find_in<'g, Q>(&self, key: &Q, guard: &'g Guard) -> Option<Found<'g, K, V>>
+    /// The live (unexpired) entry of a key, without touching statistics or the policy.
+    pub(crate) fn live_in<'g, Q>(&self, key: &Q, guard: &'g Guard) -> Option<Found<'g, K, V>>
     where
         K: Borrow<Q>,
         Q: Hash + Eq + ?Sized,
     {
-        self.raw.find(self.hash(key), |k| k.borrow() == key, guard)
+        self.live_hashed(self.hash(key), |k| k.borrow() == key, guard)
+    }
+
+    fn live_hashed<'g>(
+        &self,
+        hash: u64,
+        eq: impl Fn(&K) -> bool,
+        guard: &'g Guard,
+    ) -> Option<Found<'g, K, V>> {
+        let found = self.raw.find(hash, eq, guard)?;
+        let deadline_set = found.expires_at() != 0 || found.idle_expires_at() != 0;
+        if deadline_set && expiry::found_expired(&found, self.now()) {
+            return None;
+        }
+        Some(found)
+    }
+
+    /// A read: the live entry, recorded as a hit (access count, time to idle) or a miss.
+    pub(crate) fn read_in<'g, Q>(&self, key: &Q, guard: &'g Guard) -> Option<Found<'g, K, V>>
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
+        match self.live_in(key, guard) {
+            Some(found) => {
+                self.stats.record(Stat::Hit);
+                if self.policy.is_some() {
+                    found.record_access();
+                }
+                if let Some(idle) = self.config.time_to_idle {
+                    let deadline = expiry::deadline(self.now(), Some(idle));
+                    if deadline >= found.idle_expires_at() + IDLE_GRANULARITY_MS {
+                        found.set_idle_expires_at(deadline);
+                    }
+                }
+                Some(found)
+            }
+            None => {
+                self.stats.record(Stat::Miss);
+                None
+            }
+        }
     }
 
     /// The value of `key`, cloned. memcached's `get`.
@@ -171,7 +304,7 @@ where
         V: Clone,
     {
         let guard = self.guard();
-        self.find_in(key, &guard)
+        self.read_in(key, &guard)
             .map(|found| (found.value().clone(), found.version()))
     }
 
@@ -189,10 +322,10 @@ where
         Q: Hash + Eq + ?Sized,
     {
         let guard = self.guard();
-        self.find_in(key, &guard).map(|found| f(found.value()))
+        self.read_in(key, &guard).map(|found| f(found.value()))
     }
 
-    /// Whether `key` is in the cache.
+    /// Whether `key` is in the cache (not counted as a read).
     ///
     /// ```
     /// let cache = cascache::Cache::new(100);
@@ -206,28 +339,96 @@ where
         Q: Hash + Eq + ?Sized,
     {
         let guard = self.guard();
-        self.find_in(key, &guard).is_some()
+        self.live_in(key, &guard).is_some()
     }
 
     // ----- writes -----
 
-    pub(crate) fn insert_in(&self, key: K, value: V, guard: &Guard) -> Version {
+    /// Accounts for a value that replaced `old` (which may have been expired).
+    fn replaced<'g>(
+        &self,
+        hash: u64,
+        old: Found<'g, K, V>,
+        new_weight: u32,
+        now: u64,
+        guard: &'g Guard,
+        departed: &mut Vec<Departed<'g, K, V>>,
+    ) {
+        let cause = if expiry::found_expired(&old, now) {
+            self.stats.record(Stat::Insert);
+            RemovalCause::Expired
+        } else {
+            self.stats.record(Stat::Update);
+            RemovalCause::Replaced
+        };
+        departed.push(Departed { entry: old, cause });
+        if let Some(policy) = &self.policy {
+            policy.reweigh(
+                hash,
+                (old.weight(), new_weight),
+                &self.raw,
+                now,
+                guard,
+                departed,
+            );
+        }
+    }
+
+    pub(crate) fn insert_in(
+        &self,
+        key: K,
+        value: V,
+        ttl: Option<Duration>,
+        guard: &Guard,
+    ) -> Version {
         let hash = self.hash(&key);
-        let mut node = NewNode::new(value, next_version());
+        let now = self.now();
+        let mut node = self.new_node(&key, value, ttl, now);
         let version = node.version();
+        let weight = node.weight();
+        let mut departed = Vec::new();
+        if self
+            .policy
+            .as_ref()
+            .is_some_and(|policy| !policy.fits(hash, weight))
+        {
+            // Too heavy to ever be kept: like memcached, the write still drops the old value.
+            self.remove_hashed(
+                hash,
+                |k| *k == key,
+                RemovalCause::Removed,
+                guard,
+                &mut departed,
+            );
+            self.depart(departed);
+            if let Some(listener) = &self.config.listener {
+                listener(&key, &node.into_value(), RemovalCause::Evicted);
+            }
+            self.stats.record(Stat::Eviction);
+            return version;
+        }
         let mut key = key;
         let mut found = self.raw.find(hash, |k| *k == key, guard);
         loop {
             match found {
                 Some(existing) => match self.raw.replace_node(&existing, node, guard) {
-                    Ok(()) => return version,
+                    Ok(()) => {
+                        self.replaced(hash, existing, weight, now, guard, &mut departed);
+                        break;
+                    }
                     Err(back) => {
                         node = back;
                         found = self.raw.find(hash, |k| *k == key, guard);
                     }
                 },
-                None => match self.raw.link(hash, key, node, guard) {
-                    Ok(()) => return version,
+                None => match self.raw.link(hash, key, node, self.policy.is_some(), guard) {
+                    Ok(queued) => {
+                        self.stats.record(Stat::Insert);
+                        if let (Some(policy), Some(queued)) = (&self.policy, queued) {
+                            policy.admit(queued, weight, &self.raw, now, guard, &mut departed);
+                        }
+                        break;
+                    }
                     Err(rejected) => {
                         key = rejected.key;
                         node = rejected.node;
@@ -236,10 +437,15 @@ where
                 },
             }
         }
+        self.depart(departed);
+        version
     }
 
     /// Stores `value` under `key`, replacing any value, and returns its new version.
-    /// memcached's `set`.
+    /// memcached's `set`. The entry gets the cache's default time to live, if any.
+    ///
+    /// In a bounded cache, a value heavier than the capacity allows is not kept (the eviction
+    /// listener hears of it as [`RemovalCause::Evicted`]), and any old value of the key is removed.
     ///
     /// ```
     /// let cache = cascache::Cache::new(100);
@@ -249,29 +455,76 @@ where
     /// assert_eq!(cache.gets("k"), Some((2, v2)));
     /// ```
     pub fn insert(&self, key: K, value: V) -> Version {
-        self.insert_in(key, value, &self.guard())
+        self.insert_in(key, value, None, &self.guard())
     }
 
-    pub(crate) fn add_in(&self, key: K, value: V, guard: &Guard) -> Result<Version, Occupied<V>> {
+    /// [`insert`](Cache::insert) with a time to live for this entry.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let cache = cascache::Cache::new(100);
+    /// cache.insert_with_ttl("token", 1, Duration::from_secs(60));
+    /// assert_eq!(cache.get("token"), Some(1));
+    /// ```
+    pub fn insert_with_ttl(&self, key: K, value: V, ttl: Duration) -> Version {
+        self.insert_in(key, value, Some(ttl), &self.guard())
+    }
+
+    pub(crate) fn add_in(
+        &self,
+        key: K,
+        value: V,
+        ttl: Option<Duration>,
+        guard: &Guard,
+    ) -> Result<Version, Occupied<V>> {
         let hash = self.hash(&key);
-        if let Some(found) = self.raw.find(hash, |k| *k == key, guard) {
-            return Err(Occupied {
-                current: found.version(),
-                value,
-            });
-        }
-        let node = NewNode::new(value, next_version());
+        let now = self.now();
+        let mut node = self.new_node(&key, value, ttl, now);
         let version = node.version();
-        match self.raw.link(hash, key, node, guard) {
-            Ok(()) => Ok(version),
-            Err(rejected) => Err(Occupied {
-                current: rejected.existing.version(),
-                value: rejected.node.into_value(),
-            }),
-        }
+        let weight = node.weight();
+        let mut departed = Vec::new();
+        let mut key = key;
+        let mut found = self.raw.find(hash, |k| *k == key, guard);
+        let result = loop {
+            match found {
+                Some(existing) if !expiry::found_expired(&existing, now) => {
+                    break Err(Occupied {
+                        current: existing.version(),
+                        value: node.into_value(),
+                    });
+                }
+                // An expired entry counts as absent: store over it.
+                Some(expired) => match self.raw.replace_node(&expired, node, guard) {
+                    Ok(()) => {
+                        self.replaced(hash, expired, weight, now, guard, &mut departed);
+                        break Ok(version);
+                    }
+                    Err(back) => {
+                        node = back;
+                        found = self.raw.find(hash, |k| *k == key, guard);
+                    }
+                },
+                None => match self.raw.link(hash, key, node, self.policy.is_some(), guard) {
+                    Ok(queued) => {
+                        self.stats.record(Stat::Insert);
+                        if let (Some(policy), Some(queued)) = (&self.policy, queued) {
+                            policy.admit(queued, weight, &self.raw, now, guard, &mut departed);
+                        }
+                        break Ok(version);
+                    }
+                    Err(rejected) => {
+                        key = rejected.key;
+                        node = rejected.node;
+                        found = Some(rejected.existing);
+                    }
+                },
+            }
+        };
+        self.depart(departed);
+        result
     }
 
-    /// Stores `value` only if `key` is absent. memcached's `add`.
+    /// Stores `value` only if `key` is absent (or expired). memcached's `add`.
     ///
     /// ```
     /// let cache = cascache::Cache::new(100);
@@ -281,7 +534,18 @@ where
     /// assert_eq!(cache.get("k"), Some(1));
     /// ```
     pub fn add(&self, key: K, value: V) -> Result<Version, Occupied<V>> {
-        self.add_in(key, value, &self.guard())
+        self.add_in(key, value, None, &self.guard())
+    }
+
+    /// [`add`](Cache::add) with a time to live for this entry.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let cache = cascache::Cache::new(100);
+    /// assert!(cache.add_with_ttl("lock", 1, Duration::from_secs(5)).is_ok());
+    /// ```
+    pub fn add_with_ttl(&self, key: K, value: V, ttl: Duration) -> Result<Version, Occupied<V>> {
+        self.add_in(key, value, Some(ttl), &self.guard())
     }
 
     /// The write loop shared by `replace` and `compare_and_swap`: store over the live value if
@@ -298,24 +562,44 @@ where
         Q: Hash + Eq + ?Sized,
     {
         let hash = self.hash(key);
-        let mut node = NewNode::new(value, next_version());
+        let now = self.now();
+        let mut node: Option<NewNode<V>> = None;
+        let mut value = Some(value);
         loop {
-            let Some(found) = self.raw.find(hash, |k| k.borrow() == key, guard) else {
-                return Err(CasError::NotFound(node.into_value()));
+            let Some(found) = self.live_hashed(hash, |k| k.borrow() == key, guard) else {
+                let value = value
+                    .or_else(|| node.map(NewNode::into_value))
+                    .expect("the value is in one of them");
+                return Err(CasError::NotFound(value));
             };
             if let Some(expected) = expected {
                 if found.version() != expected {
+                    let value = value
+                        .or_else(|| node.map(NewNode::into_value))
+                        .expect("the value is in one of them");
                     return Err(CasError::Mismatch {
                         current: found.version(),
-                        value: node.into_value(),
+                        value,
                     });
                 }
             }
-            let version = node.version();
-            match self.raw.replace_node(&found, node, guard) {
-                Ok(()) => return Ok(version),
+            let new = match node.take() {
+                Some(node) => node,
+                None => {
+                    let value = value.take().expect("the value is in one of them");
+                    self.new_node(found.key(), value, None, now)
+                }
+            };
+            let (version, weight) = (new.version(), new.weight());
+            match self.raw.replace_node(&found, new, guard) {
+                Ok(()) => {
+                    let mut departed = Vec::new();
+                    self.replaced(hash, found, weight, now, guard, &mut departed);
+                    self.depart(departed);
+                    return Ok(version);
+                }
                 // The entry changed under us: look again (it may now mismatch or be gone).
-                Err(back) => node = back,
+                Err(back) => node = Some(back),
             }
         }
     }
@@ -363,7 +647,13 @@ where
         K: Borrow<Q>,
         Q: Hash + Eq + ?Sized,
     {
-        self.store_existing(key, Some(expected), value, guard)
+        let result = self.store_existing(key, Some(expected), value, guard);
+        self.stats.record(match &result {
+            Ok(_) => Stat::CasHit,
+            Err(CasError::NotFound(_)) => Stat::CasMiss,
+            Err(CasError::Mismatch { .. }) => Stat::CasBadval,
+        });
+        result
     }
 
     /// Stores `value` only if `key` still holds version `expected`, and returns the new version.
@@ -401,20 +691,27 @@ where
         F: FnMut(&V) -> Option<V>,
     {
         let hash = self.hash(key);
+        let now = self.now();
         let mut spare: Option<NewNode<V>> = None;
         loop {
-            let found = self.raw.find(hash, |k| k.borrow() == key, guard)?;
+            let found = self.live_hashed(hash, |k| k.borrow() == key, guard)?;
             let value = f(found.value())?;
+            let weight = self.weigh(found.key(), &value);
             let node = match spare.take() {
                 Some(mut node) => {
-                    node.set_value(value);
+                    node.set_value(value, weight);
                     node
                 }
-                None => NewNode::new(value, next_version()),
+                None => self.node_for(value, weight, None, now),
             };
             let version = node.version();
             match self.raw.replace_node(&found, node, guard) {
-                Ok(()) => return Some(version),
+                Ok(()) => {
+                    let mut departed = Vec::new();
+                    self.replaced(hash, found, weight, now, guard, &mut departed);
+                    self.depart(departed);
+                    return Some(version);
+                }
                 Err(back) => spare = Some(back),
             }
         }
@@ -444,19 +741,53 @@ where
         self.update_in(key, f, &self.guard())
     }
 
+    /// Seals the live entry of a key (`cause` says why), accounting for it; the entry is pushed
+    /// on `departed`. Expired entries are removed as `Expired` and not returned.
+    fn remove_hashed<'g>(
+        &self,
+        hash: u64,
+        eq: impl Fn(&K) -> bool,
+        cause: RemovalCause,
+        guard: &'g Guard,
+        departed: &mut Vec<Departed<'g, K, V>>,
+    ) -> Option<Found<'g, K, V>> {
+        loop {
+            let found = self.raw.find(hash, &eq, guard)?;
+            let expired = expiry::found_expired(&found, self.now());
+            if self.raw.seal(&found, guard) {
+                if let Some(policy) = &self.policy {
+                    policy.forget(hash, found.weight());
+                }
+                let cause = if expired {
+                    RemovalCause::Expired
+                } else {
+                    cause
+                };
+                departed.push(Departed {
+                    entry: found,
+                    cause,
+                });
+                return (!expired).then_some(found);
+            }
+        }
+    }
+
     /// Removes the live entry of `key`, returning it (readable until `guard` drops).
     pub(crate) fn remove_in<'g, Q>(&self, key: &Q, guard: &'g Guard) -> Option<Found<'g, K, V>>
     where
         K: Borrow<Q>,
         Q: Hash + Eq + ?Sized,
     {
-        let hash = self.hash(key);
-        loop {
-            let found = self.raw.find(hash, |k| k.borrow() == key, guard)?;
-            if self.raw.seal(&found, guard) {
-                return Some(found);
-            }
-        }
+        let mut departed = Vec::new();
+        let removed = self.remove_hashed(
+            self.hash(key),
+            |k| k.borrow() == key,
+            RemovalCause::Removed,
+            guard,
+            &mut departed,
+        );
+        self.depart(departed);
+        removed
     }
 
     /// Removes `key` and returns its value.
@@ -511,7 +842,7 @@ where
     {
         let hash = self.hash(key);
         loop {
-            let Some(found) = self.raw.find(hash, |k| k.borrow() == key, guard) else {
+            let Some(found) = self.live_hashed(hash, |k| k.borrow() == key, guard) else {
                 return Err(CasError::NotFound(()));
             };
             if found.version() != expected {
@@ -521,6 +852,13 @@ where
                 });
             }
             if self.raw.seal(&found, guard) {
+                if let Some(policy) = &self.policy {
+                    policy.forget(hash, found.weight());
+                }
+                self.depart(vec![Departed {
+                    entry: found,
+                    cause: RemovalCause::Removed,
+                }]);
                 return Ok(());
             }
         }
@@ -546,10 +884,187 @@ where
         self.remove_if_version_in(key, expected, &self.guard())
     }
 
+    // ----- expiry -----
+
+    pub(crate) fn touch_in<'g, Q>(
+        &self,
+        key: &Q,
+        ttl: Option<Duration>,
+        guard: &'g Guard,
+    ) -> Option<Found<'g, K, V>>
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
+        let found = self.live_in(key, guard)?;
+        found.set_expires_at(expiry::deadline(self.now(), ttl));
+        Some(found)
+    }
+
+    /// Gives `key` a new time to live (`None`: never expires), keeping its value and version.
+    /// memcached's `touch`. Returns whether the key was present.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let cache = cascache::Cache::new(100);
+    /// let v = cache.insert_with_ttl("k", 1, Duration::from_secs(1));
+    /// assert!(cache.touch("k", Some(Duration::from_secs(3600))));
+    /// assert_eq!(cache.gets("k"), Some((1, v))); // version unchanged
+    /// assert!(!cache.touch("missing", None));
+    /// ```
+    pub fn touch<Q>(&self, key: &Q, ttl: Option<Duration>) -> bool
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
+        let guard = self.guard();
+        self.touch_in(key, ttl, &guard).is_some()
+    }
+
+    /// Reads `key` and gives it a new time to live in one step. memcached's `gats`.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let cache = cascache::Cache::new(100);
+    /// let v = cache.insert("k", 1);
+    /// assert_eq!(cache.get_and_touch("k", Some(Duration::from_secs(60))), Some((1, v)));
+    /// ```
+    pub fn get_and_touch<Q>(&self, key: &Q, ttl: Option<Duration>) -> Option<(V, Version)>
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+        V: Clone,
+    {
+        let guard = self.guard();
+        let found = self.touch_in(key, ttl, &guard);
+        self.stats.record(if found.is_some() {
+            Stat::Hit
+        } else {
+            Stat::Miss
+        });
+        found.map(|found| (found.value().clone(), found.version()))
+    }
+
+    /// The time `key` has left to live, if it is present: `Some(None)` when it never expires.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let cache = cascache::Cache::new(100);
+    /// cache.insert("forever", 1);
+    /// assert_eq!(cache.time_to_live("forever"), Some(None));
+    /// assert_eq!(cache.time_to_live("missing"), None);
+    /// ```
+    pub fn time_to_live<Q>(&self, key: &Q) -> Option<Option<Duration>>
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
+        let guard = self.guard();
+        let found = self.live_in(key, &guard)?;
+        let deadline = match (found.expires_at(), found.idle_expires_at()) {
+            (0, 0) => return Some(None),
+            (0, d) | (d, 0) => d,
+            (a, b) => a.min(b),
+        };
+        Some(Some(Duration::from_millis(
+            deadline.saturating_sub(self.now()),
+        )))
+    }
+
+    // ----- loading -----
+
+    /// The value of `key`, or the value `init` returns, which is inserted. Concurrent calls for
+    /// the same missing key run `init` once: the others wait and get its value. If `init` panics,
+    /// the panic propagates to its caller and a waiter takes over.
+    ///
+    /// ```
+    /// let cache = cascache::Cache::new(100);
+    /// let value = cache.get_or_insert_with("config".to_string(), || "loaded".to_string());
+    /// assert_eq!(value, "loaded");
+    /// // Present now: the loader is not called again.
+    /// let again = cache.get_or_insert_with("config".to_string(), || unreachable!());
+    /// assert_eq!(again, "loaded");
+    /// ```
+    pub fn get_or_insert_with(&self, key: K, init: impl FnOnce() -> V) -> V
+    where
+        K: Clone,
+        V: Clone,
+    {
+        match self.try_get_or_insert_with(key, || Ok::<V, Infallible>(init())) {
+            Ok(value) => value,
+            Err(never) => match *never {},
+        }
+    }
+
+    /// [`get_or_insert_with`](Cache::get_or_insert_with) for a loader that can fail: the error
+    /// goes to the caller that ran the loader and to every caller waiting on it, and nothing is
+    /// inserted (the next call tries again).
+    ///
+    /// ```
+    /// let cache: cascache::Cache<&str, u32> = cascache::Cache::new(100);
+    /// let err = cache.try_get_or_insert_with("n", || "not a number".parse::<u32>()).unwrap_err();
+    /// assert!(err.to_string().contains("invalid digit"));
+    /// assert_eq!(cache.try_get_or_insert_with("n", || "7".parse::<u32>()).unwrap(), 7);
+    /// ```
+    pub fn try_get_or_insert_with<E>(
+        &self,
+        key: K,
+        init: impl FnOnce() -> Result<V, E>,
+    ) -> Result<V, Arc<E>>
+    where
+        K: Clone,
+        V: Clone,
+        E: Send + Sync + 'static,
+    {
+        let mut init = Some(init);
+        loop {
+            if let Some(value) = self.get(&key) {
+                return Ok(value);
+            }
+            match self.loading.join(&key) {
+                Role::Leader(leader) => {
+                    // Someone may have inserted between our read and our turn.
+                    if let Some(value) = self.get(&key) {
+                        leader.finish(Outcome::Loaded(value.clone()));
+                        return Ok(value);
+                    }
+                    let init = init
+                        .take()
+                        .expect("a caller leads at most once: it returns after");
+                    return match init() {
+                        Ok(value) => {
+                            self.insert(key, value.clone());
+                            leader.finish(Outcome::Loaded(value.clone()));
+                            Ok(value)
+                        }
+                        Err(error) => {
+                            let error = Arc::new(error);
+                            leader.finish(Outcome::Failed(
+                                Arc::clone(&error) as Arc<dyn Any + Send + Sync>
+                            ));
+                            Err(error)
+                        }
+                    };
+                }
+                Role::Waiter(load) => match load.wait() {
+                    Outcome::Loaded(value) => return Ok(value),
+                    Outcome::Failed(error) => {
+                        // A loader of another error type failed: try our own.
+                        if let Ok(error) = error.downcast::<E>() {
+                            return Err(error);
+                        }
+                    }
+                    Outcome::Abandoned => {}
+                },
+            }
+        }
+    }
+
     // ----- whole-cache operations -----
 
     /// The number of entries. Exact when no write is running; under concurrent writes it is a
-    /// snapshot that may be off by the writes in flight.
+    /// snapshot that may be off by the writes in flight. Expired entries count until they are
+    /// found and removed.
     ///
     /// ```
     /// let cache = cascache::Cache::new(100);
@@ -572,6 +1087,36 @@ where
         self.len() == 0
     }
 
+    /// The total weight of the entries (their count without a weigher), and the capacity it is
+    /// bounded by (`None` for an unbounded cache).
+    ///
+    /// ```
+    /// let cache = cascache::Cache::<&str, String>::builder()
+    ///     .max_capacity(1_000)
+    ///     .weigher(|_k, v: &String| v.len() as u32)
+    ///     .build();
+    /// cache.insert("a", "12345".to_string());
+    /// assert_eq!(cache.weighted_size(), (5, Some(1_000)));
+    /// ```
+    pub fn weighted_size(&self) -> (u64, Option<u64>) {
+        match &self.policy {
+            Some(policy) => (policy.weight(), Some(policy.capacity())),
+            None => (self.len() as u64, None),
+        }
+    }
+
+    /// The counters since the cache was built.
+    ///
+    /// ```
+    /// let cache = cascache::Cache::new(10);
+    /// let v = cache.insert(1, 1);
+    /// assert!(cache.compare_and_swap(&1, v, 2).is_ok());
+    /// assert_eq!(cache.stats().cas_hits, 1);
+    /// ```
+    pub fn stats(&self) -> CacheStats {
+        self.stats.snapshot()
+    }
+
     /// Removes every entry. Weakly consistent: entries inserted while it runs may remain.
     ///
     /// ```
@@ -582,12 +1127,28 @@ where
     /// ```
     pub fn clear(&self) {
         let guard = self.guard();
+        let now = self.now();
+        let mut departed = Vec::new();
         for found in self.raw.iter(&guard) {
-            self.raw.seal_current(&found, &guard);
+            if let Some(sealed) = self.raw.seal_current(&found, &guard) {
+                if let Some(policy) = &self.policy {
+                    policy.forget(sealed.entry_hash(), sealed.weight());
+                }
+                let cause = if expiry::found_expired(&sealed, now) {
+                    RemovalCause::Expired
+                } else {
+                    RemovalCause::Removed
+                };
+                departed.push(Departed {
+                    entry: sealed,
+                    cause,
+                });
+            }
         }
+        self.depart(departed);
     }
 
-    /// Iterates over clones of the entries.
+    /// Iterates over clones of the entries (expired ones skipped).
     ///
     /// Weakly consistent: every entry present for the whole iteration is yielded exactly once;
     /// entries written meanwhile may or may not be, and a value may be older than the newest.
@@ -609,11 +1170,17 @@ where
     {
         Iter {
             inner: self.raw.owned_iter(self.guard()),
+            clock: Arc::clone(&self.config.clock),
         }
     }
 
     pub(crate) fn raw(&self) -> &RawTable<K, V> {
         &self.raw
+    }
+
+    pub(crate) fn is_live(&self, found: &Found<'_, K, V>) -> bool {
+        let deadline_set = found.expires_at() != 0 || found.idle_expires_at() != 0;
+        !(deadline_set && expiry::found_expired(found, self.now()))
     }
 }
 
@@ -628,14 +1195,23 @@ impl<K, V, S> fmt::Debug for Cache<K, V, S> {
 /// Iterator over clones of a cache's entries, from [`Cache::iter`].
 pub struct Iter<K, V> {
     inner: OwnedIter<K, V>,
+    clock: SharedClock,
 }
 
 impl<K: Clone, V: Clone> Iterator for Iter<K, V> {
     type Item = (K, V);
 
     fn next(&mut self) -> Option<(K, V)> {
-        self.inner
-            .next_with(|found| (found.key().clone(), found.value().clone()))
+        let clock = &self.clock;
+        loop {
+            let item = self.inner.next_with(|found| {
+                let live = !expiry::found_expired(&found, clock.now_millis());
+                live.then(|| (found.key().clone(), found.value().clone()))
+            })?;
+            if item.is_some() {
+                return item;
+            }
+        }
     }
 }
 

@@ -78,15 +78,22 @@
 mod builder;
 mod cache;
 mod error;
+mod expiry;
+mod loader;
 mod pinned;
+mod policy;
 mod raw;
+mod stats;
 mod sync;
 mod version;
 
-pub use crate::builder::CacheBuilder;
+pub use crate::builder::{BuildError, CacheBuilder};
 pub use crate::cache::{Cache, Iter};
 pub use crate::error::{CasError, Occupied};
+pub use crate::expiry::{Clock, Expiry, MockClock};
 pub use crate::pinned::{Pinned, PinnedIter};
+pub use crate::policy::RemovalCause;
+pub use crate::stats::CacheStats;
 pub use crate::version::Version;
 
 /// The README's examples, compiled and run as doctests.

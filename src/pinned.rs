@@ -55,7 +55,7 @@ where
         Q: Hash + Eq + ?Sized,
     {
         self.cache
-            .find_in(key, &self.guard)
+            .read_in(key, &self.guard)
             .map(|found| found.value())
     }
 
@@ -72,7 +72,7 @@ where
         Q: Hash + Eq + ?Sized,
     {
         self.cache
-            .find_in(key, &self.guard)
+            .read_in(key, &self.guard)
             .map(|found| (found.value(), found.version()))
     }
 
@@ -88,7 +88,7 @@ where
         K: Borrow<Q>,
         Q: Hash + Eq + ?Sized,
     {
-        self.cache.find_in(key, &self.guard).is_some()
+        self.cache.live_in(key, &self.guard).is_some()
     }
 
     /// See [`Cache::insert`].
@@ -102,7 +102,7 @@ where
     /// assert_eq!(cache.len(), 5);
     /// ```
     pub fn insert(&self, key: K, value: V) -> Version {
-        self.cache.insert_in(key, value, &self.guard)
+        self.cache.insert_in(key, value, None, &self.guard)
     }
 
     /// See [`Cache::add`].
@@ -112,7 +112,7 @@ where
     /// assert!(cache.pin().add(1, 1).is_ok());
     /// ```
     pub fn add(&self, key: K, value: V) -> Result<Version, Occupied<V>> {
-        self.cache.add_in(key, value, &self.guard)
+        self.cache.add_in(key, value, None, &self.guard)
     }
 
     /// See [`Cache::replace`].
@@ -213,9 +213,10 @@ where
     /// let sum: i32 = pinned.iter().map(|(_, v)| v).sum();
     /// assert_eq!(sum, 30);
     /// ```
-    pub fn iter(&self) -> PinnedIter<'_, K, V> {
+    pub fn iter(&self) -> PinnedIter<'_, K, V, S> {
         PinnedIter {
             inner: self.cache.raw().iter(&self.guard),
+            cache: self.cache,
         }
     }
 }
@@ -227,19 +228,29 @@ impl<K, V, S> fmt::Debug for Pinned<'_, K, V, S> {
 }
 
 /// Iterator over borrowed entries, from [`Pinned::iter`].
-pub struct PinnedIter<'g, K, V> {
+pub struct PinnedIter<'g, K, V, S = ahash::RandomState> {
     inner: RawIter<'g, K, V>,
+    cache: &'g Cache<K, V, S>,
 }
 
-impl<'g, K: 'g, V: 'g> Iterator for PinnedIter<'g, K, V> {
+impl<'g, K, V, S> Iterator for PinnedIter<'g, K, V, S>
+where
+    K: Hash + Eq + Send + Sync + 'static,
+    V: Send + Sync + 'static,
+    S: BuildHasher,
+{
     type Item = (&'g K, &'g V);
 
     fn next(&mut self) -> Option<Self::Item> {
-        self.inner.next().map(|found| (found.key(), found.value()))
+        let cache = self.cache;
+        self.inner
+            .by_ref()
+            .find(|found| cache.is_live(found))
+            .map(|found| (found.key(), found.value()))
     }
 }
 
-impl<K, V> fmt::Debug for PinnedIter<'_, K, V> {
+impl<K, V, S> fmt::Debug for PinnedIter<'_, K, V, S> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("PinnedIter").finish_non_exhaustive()
     }

@@ -5,9 +5,13 @@
 //! cfgs are needed: see the crate's `tests/loom.rs`).
 
 #[cfg(loom)]
-pub(crate) use loom::sync::atomic::{AtomicIsize, AtomicU64, AtomicU8, AtomicUsize, Ordering};
+pub(crate) use loom::sync::atomic::{
+    AtomicI64, AtomicIsize, AtomicU64, AtomicU8, AtomicUsize, Ordering,
+};
 #[cfg(not(loom))]
-pub(crate) use std::sync::atomic::{AtomicIsize, AtomicU64, AtomicU8, AtomicUsize, Ordering};
+pub(crate) use std::sync::atomic::{
+    AtomicI64, AtomicIsize, AtomicU64, AtomicU8, AtomicUsize, Ordering,
+};
 
 pub(crate) use crossbeam_epoch as epoch;
 

@@ -39,13 +39,13 @@ impl Counter {
 }
 
 #[cfg(loom)]
-fn thread_stripe() -> usize {
+pub(crate) fn thread_stripe() -> usize {
     0
 }
 
 /// A small per-thread number, handed out round-robin so threads spread over the stripes.
 #[cfg(not(loom))]
-fn thread_stripe() -> usize {
+pub(crate) fn thread_stripe() -> usize {
     use std::sync::atomic::AtomicUsize;
     static NEXT: AtomicUsize = AtomicUsize::new(0);
     thread_local! {

@@ -11,12 +11,26 @@
 //! compare-and-swap that loaded the entry before the seal fails, because its expected pointer no
 //! longer matches: a write can never land on a removed entry and be lost.
 
+//!
+//! An entry can be referenced from two places: its table slot and, in a bounded cache, the
+//! eviction queue of its shard. [`Entry::owners`] has a bit for each; whoever clears the last bit
+//! retires the entry, so the queue can hold plain pointers to entries without a guard.
+
 use crossbeam_epoch::{Atomic, Shared};
 
+use crate::sync::{AtomicU64, AtomicU8, Ordering};
 use crate::version::Version;
 
 /// Tag on [`Entry::value`]: the entry has been removed and will never hold a value again.
 pub(crate) const SEALED: usize = 1;
+
+/// [`Entry::owners`] bit: the entry is linked in a table slot.
+pub(crate) const LINKED: u8 = 1;
+/// [`Entry::owners`] bit: the entry is in an eviction queue.
+pub(crate) const QUEUED: u8 = 2;
+
+/// The largest access count an entry records (S3-FIFO's 2-bit frequency).
+pub(crate) const MAX_FREQUENCY: u8 = 3;
 
 /// One key's record in the table.
 pub(crate) struct Entry<K, V> {
@@ -24,12 +38,22 @@ pub(crate) struct Entry<K, V> {
     pub(crate) key: K,
     /// The current value node, tagged [`SEALED`] once the entry is removed.
     pub(crate) value: Atomic<ValueNode<V>>,
+    /// [`LINKED`] and [`QUEUED`]: the references that keep the entry alive.
+    pub(crate) owners: AtomicU8,
+    /// Accesses since the eviction hand last passed, saturating at [`MAX_FREQUENCY`].
+    pub(crate) frequency: AtomicU8,
 }
 
-/// An immutable value with the version it was stored under.
+/// A value with the version it was stored under. Only the expiry deadline can change (touch).
 pub(crate) struct ValueNode<V> {
     pub(crate) version: Version,
     pub(crate) value: V,
+    /// The value's weight toward the cache's capacity.
+    pub(crate) weight: u32,
+    /// When the value expires (its time to live), in milliseconds of the cache's clock; 0: never.
+    pub(crate) expires_at: AtomicU64,
+    /// When the value expires unless it is read again (its time to idle); 0: never.
+    pub(crate) idle_expires_at: AtomicU64,
 }
 
 /// A live entry found under a guard, with the value node it held when it was found.
@@ -77,6 +101,12 @@ impl<'g, K, V> Found<'g, K, V> {
         unsafe { self.node.deref() }
     }
 
+    /// The key's hash.
+    #[inline]
+    pub(crate) fn entry_hash(&self) -> u64 {
+        self.entry().hash
+    }
+
     /// The entry's key.
     #[inline]
     pub(crate) fn key(&self) -> &'g K {
@@ -93,5 +123,48 @@ impl<'g, K, V> Found<'g, K, V> {
     #[inline]
     pub(crate) fn version(&self) -> Version {
         self.node().version
+    }
+
+    /// The weight of [`Found::value`].
+    #[inline]
+    pub(crate) fn weight(&self) -> u32 {
+        self.node().weight
+    }
+
+    /// The expiry deadline of [`Found::value`] (0: never).
+    #[inline]
+    pub(crate) fn expires_at(&self) -> u64 {
+        self.node().expires_at.load(Ordering::Relaxed)
+    }
+
+    /// Moves the expiry deadline of the value (memcached's touch: the version stays).
+    #[inline]
+    pub(crate) fn set_expires_at(&self, deadline: u64) {
+        self.node().expires_at.store(deadline, Ordering::Relaxed);
+    }
+
+    /// The idle deadline of [`Found::value`] (0: never).
+    #[inline]
+    pub(crate) fn idle_expires_at(&self) -> u64 {
+        self.node().idle_expires_at.load(Ordering::Relaxed)
+    }
+
+    /// Moves the idle deadline (a read of a cache with a time to idle).
+    #[inline]
+    pub(crate) fn set_idle_expires_at(&self, deadline: u64) {
+        self.node()
+            .idle_expires_at
+            .store(deadline, Ordering::Relaxed);
+    }
+
+    /// Records a hit for the eviction policy: one relaxed store, and none once the count is at
+    /// its maximum, so hot keys' readers do not keep writing the same cache line.
+    #[inline]
+    pub(crate) fn record_access(&self) {
+        let frequency = &self.entry().frequency;
+        let current = frequency.load(Ordering::Relaxed);
+        if current < MAX_FREQUENCY {
+            frequency.store(current + 1, Ordering::Relaxed);
+        }
     }
 }

@@ -37,18 +37,21 @@
 //! were loaded with, so a freed and reused address can never make a stale CAS succeed.
 
 mod counter;
+pub(crate) use self::counter::thread_stripe;
 pub(crate) mod entry;
 mod iter;
+mod queued;
 mod table;
 
 use crossbeam_epoch::{Atomic, Guard, Owned, Shared};
 
 use self::counter::Counter;
 pub(crate) use self::entry::Found;
-use self::entry::{Entry, ValueNode, SEALED};
+use self::entry::{Entry, ValueNode, LINKED, QUEUED, SEALED};
 pub(crate) use self::iter::{OwnedIter, RawIter};
+pub(crate) use self::queued::QueuedEntry;
 use self::table::{Lookup, Table, TOMBSTONE};
-use crate::sync::{epoch, spin_wait, Ordering};
+use crate::sync::{epoch, spin_wait, AtomicU64, AtomicU8, Ordering};
 use crate::version::Version;
 
 /// Slots copied per claimed chunk during a resize.
@@ -69,17 +72,34 @@ pub(crate) struct Rejected<'g, K, V> {
 pub(crate) struct NewNode<V>(Owned<ValueNode<V>>);
 
 impl<V> NewNode<V> {
-    pub(crate) fn new(value: V, version: Version) -> Self {
-        NewNode(Owned::new(ValueNode { version, value }))
+    pub(crate) fn new(
+        value: V,
+        version: Version,
+        weight: u32,
+        expires_at: u64,
+        idle_expires_at: u64,
+    ) -> Self {
+        NewNode(Owned::new(ValueNode {
+            version,
+            value,
+            weight,
+            expires_at: AtomicU64::new(expires_at),
+            idle_expires_at: AtomicU64::new(idle_expires_at),
+        }))
+    }
+
+    pub(crate) fn weight(&self) -> u32 {
+        self.0.weight
     }
 
     pub(crate) fn version(&self) -> Version {
         self.0.version
     }
 
-    /// Replaces the value (after a failed attempt computed from a stale read).
-    pub(crate) fn set_value(&mut self, value: V) {
+    /// Replaces the value and its weight (after a failed attempt computed from a stale read).
+    pub(crate) fn set_value(&mut self, value: V, weight: u32) {
         self.0.value = value;
+        self.0.weight = weight;
     }
 
     pub(crate) fn into_value(self) -> V {
@@ -160,7 +180,6 @@ impl<K, V> RawTable<K, V> {
     /// Removes `found`'s entry if it still holds the node it was found with. On success the
     /// value stays readable through `found` until `guard` is dropped.
     pub(crate) fn seal(&self, found: &Found<'_, K, V>, guard: &Guard) -> bool {
-        let sealed = found.node.with_tag(SEALED);
         if cfg!(cascache_broken_seal) {
             // Deliberately broken build for the linearizability checker's negative control:
             // unlink without sealing, so a racing CAS can land on a removed entry.
@@ -168,6 +187,7 @@ impl<K, V> RawTable<K, V> {
             self.unlink(found.entry, guard);
             return true;
         }
+        let sealed = found.node.with_tag(SEALED);
         if found
             .entry()
             .value
@@ -190,38 +210,51 @@ impl<K, V> RawTable<K, V> {
         true
     }
 
-    /// Removes `found`'s entry whatever value it holds by now; false if it was already removed.
-    pub(crate) fn seal_current(&self, found: &Found<'_, K, V>, guard: &Guard) -> bool {
+    /// Removes `found`'s entry whatever value it holds by now. Returns the entry with the node
+    /// that was sealed, or `None` if someone else removed it first.
+    pub(crate) fn seal_current<'g>(
+        &self,
+        found: &Found<'g, K, V>,
+        guard: &'g Guard,
+    ) -> Option<Found<'g, K, V>> {
         let mut current = *found;
         loop {
             if self.seal(&current, guard) {
-                return true;
+                return Some(current);
             }
             let node = found.entry().value.load(Ordering::Acquire, guard);
             if node.tag() & SEALED != 0 {
-                return false;
+                return None;
             }
-            // SAFETY: the entry is live and `node` (non-null) was loaded from it under `guard`.
+            // SAFETY: the entry is alive under `guard` and `node` (non-null) was loaded from it.
             current = unsafe { Found::new(found.entry, node) };
         }
     }
 
     /// Links a new entry for a key not live in the table. If the key is live (a racing insert
     /// won), nothing is linked and the key and value come back with the live entry.
+    ///
+    /// With `queued`, the entry starts owned by an eviction queue too, and the caller must hand
+    /// the returned [`QueuedEntry`] to one (the entry is then freed only once both the table and
+    /// the queue have let go of it).
     pub(crate) fn link<'g>(
         &self,
         hash: u64,
         key: K,
         node: NewNode<V>,
+        queued: bool,
         guard: &'g Guard,
-    ) -> Result<(), Rejected<'g, K, V>>
+    ) -> Result<Option<QueuedEntry<K, V>>, Rejected<'g, K, V>>
     where
         K: Eq,
     {
+        let owners = if queued { LINKED | QUEUED } else { LINKED };
         let mut entry = Owned::new(Entry {
             hash,
             key,
             value: Atomic::from(node.0),
+            owners: AtomicU8::new(owners),
+            frequency: AtomicU8::new(0),
         });
         'restart: loop {
             let table = self.writable_table(guard);
@@ -255,10 +288,11 @@ impl<K, V> RawTable<K, V> {
                     Ordering::Acquire,
                     guard,
                 ) {
-                    Ok(_) => {
+                    Ok(linked) => {
                         table.set_meta(index, hash);
                         self.len.add(1);
-                        return Ok(());
+                        // SAFETY: just linked with the QUEUED bit set, whose share this handle is.
+                        return Ok(queued.then(|| unsafe { QueuedEntry::new(linked) }));
                     }
                     Err(err) => {
                         // Another entry (maybe of this key), a copy or a resize got there first:
@@ -294,8 +328,8 @@ impl<K, V> RawTable<K, V> {
                     {
                         table.add_tombstone();
                         // SAFETY: the entry is in no slot of any table now (a copy moves it, so it
-                        // was in exactly this one); readers that reached it hold guards.
-                        unsafe { guard.defer_destroy(entry) };
+                        // was in exactly this one), so the table's share can go.
+                        unsafe { release(entry, LINKED, guard) };
                         return;
                     }
                     // A copy froze the slot: help it, then unlink from the successor.
@@ -404,6 +438,24 @@ impl<K, V> RawTable<K, V> {
         let root = self.root.load(Ordering::Acquire, &guard).as_raw();
         // SAFETY: `root` was loaded under `guard`, which the iterator keeps.
         unsafe { OwnedIter::new(root, guard) }
+    }
+}
+
+/// Drops one owner's share (`LINKED` or `QUEUED`) of an entry, retiring it with the last share.
+///
+/// # Safety
+///
+/// The caller must hold the `share` bit of `entry` (it is set and nobody else will clear it), and
+/// must not use the entry through that share afterwards.
+unsafe fn release<K, V>(entry: Shared<'_, Entry<K, V>>, share: u8, guard: &Guard) {
+    // SAFETY: the caller's share keeps the entry alive until this line.
+    let owners = unsafe { entry.deref() }
+        .owners
+        .fetch_and(!share, Ordering::AcqRel);
+    if owners & !share == 0 {
+        // SAFETY: no owner is left: the entry is in no table and no queue. Threads that reached
+        // it through a table hold guards.
+        unsafe { guard.defer_destroy(entry) };
     }
 }
 

@@ -6,7 +6,7 @@ use crate::Cache;
 
 fn small_cache() -> Cache<u64, String> {
     Cache::builder()
-        .max_capacity(1)
+        .initial_capacity(1)
         .collector(Collector::new())
         .build()
 }

@@ -54,7 +54,7 @@ pub type FixedHasher = BuildHasherDefault<DefaultHasher>;
 /// reclamation happens inside the model.
 pub fn cache<V: Send + Sync + 'static>(collector: &Collector) -> Cache<u64, V, FixedHasher> {
     Cache::builder()
-        .max_capacity(1)
+        .initial_capacity(1)
         .hasher(FixedHasher::default())
         .collector(collector.clone())
         .build()

@@ -1,0 +1,82 @@
+//! A bounded cache's eviction queues hold entries through [`QueuedEntry`]: an owning handle
+//! (the entry's `QUEUED` share, see [`super::entry`]) that keeps the entry alive without a guard,
+//! so the policy can keep plain FIFOs of them and look at their hash and access count at any time.
+
+use std::ptr::NonNull;
+
+use crossbeam_epoch::{Guard, Shared};
+
+use super::entry::{Entry, Found, QUEUED, SEALED};
+use crate::sync::{epoch, Ordering};
+
+pub(crate) struct QueuedEntry<K, V> {
+    entry: NonNull<Entry<K, V>>,
+}
+
+// SAFETY: the handle is a share of an `Entry<K, V>`, which is shared between threads like the
+// cache itself; it gives access to `&Entry` only.
+unsafe impl<K: Send + Sync, V: Send + Sync> Send for QueuedEntry<K, V> {}
+// SAFETY: as above; all methods take `&self` and touch the entry only through atomics or `&`.
+unsafe impl<K: Send + Sync, V: Send + Sync> Sync for QueuedEntry<K, V> {}
+
+impl<K, V> QueuedEntry<K, V> {
+    /// # Safety
+    ///
+    /// `entry` must be a live entry whose `QUEUED` bit is set and owned by the new handle.
+    pub(super) unsafe fn new(entry: Shared<'_, Entry<K, V>>) -> Self {
+        QueuedEntry {
+            entry: NonNull::new(entry.with_tag(0).as_raw() as *mut Entry<K, V>)
+                .expect("a linked entry is non-null"),
+        }
+    }
+
+    #[inline]
+    fn entry(&self) -> &Entry<K, V> {
+        // SAFETY: the QUEUED share this handle owns keeps the entry allocated.
+        unsafe { self.entry.as_ref() }
+    }
+
+    /// The key's hash.
+    pub(crate) fn hash(&self) -> u64 {
+        self.entry().hash
+    }
+
+    /// Hits recorded since the hand last passed.
+    pub(crate) fn frequency(&self) -> u8 {
+        self.entry().frequency.load(Ordering::Relaxed)
+    }
+
+    pub(crate) fn set_frequency(&self, frequency: u8) {
+        self.entry().frequency.store(frequency, Ordering::Relaxed);
+    }
+
+    /// The entry with its current value, or `None` once it has been removed.
+    pub(crate) fn current<'g>(&self, guard: &'g Guard) -> Option<Found<'g, K, V>> {
+        let node = self.entry().value.load(Ordering::Acquire, guard);
+        if node.tag() & SEALED != 0 {
+            return None;
+        }
+        let entry = Shared::from(self.entry.as_ptr() as *const Entry<K, V>);
+        // SAFETY: both non-null; the entry outlives 'g because it is retired (never freed
+        // directly) once its shares are gone, and `guard` is held for 'g.
+        Some(unsafe { Found::new(entry, node) })
+    }
+
+    /// Gives up the queue's share; the entry is retired if the table has let go of it too.
+    pub(crate) fn release(self, guard: &Guard) {
+        let entry = Shared::from(self.entry.as_ptr() as *const Entry<K, V>);
+        // SAFETY: this handle owns the QUEUED share and is consumed.
+        unsafe { super::release(entry, QUEUED, guard) };
+    }
+
+    /// [`release`](Self::release) while the cache is being dropped.
+    ///
+    /// # Safety
+    ///
+    /// No other thread may be using the cache.
+    pub(crate) unsafe fn release_exclusive(self) {
+        // SAFETY: no concurrent reader (the caller's contract): immediate destruction is sound.
+        let guard = unsafe { epoch::unprotected() };
+        self.release(guard);
+    }
+}
