@@ -191,6 +191,25 @@ where
         NewNode::new(value, next_version(), weight, expires_at, idle_expires_at)
     }
 
+    /// A node for a conditional write (`replace`, `compare_and_swap`, `update`): like memcached's
+    /// `incr`, it keeps the entry's time to live; a time to idle restarts (the write is an access).
+    fn node_keeping_deadline(
+        &self,
+        value: V,
+        weight: u32,
+        old: &Found<'_, K, V>,
+        now: u64,
+    ) -> NewNode<V> {
+        let idle_expires_at = expiry::deadline(now, self.config.time_to_idle);
+        NewNode::new(
+            value,
+            next_version(),
+            weight,
+            old.expires_at(),
+            idle_expires_at,
+        )
+    }
+
     /// Tells the listener and the statistics about entries that left the cache.
     fn depart(&self, departed: Vec<Departed<'_, K, V>>) {
         for Departed { entry, cause } in departed {
@@ -587,7 +606,8 @@ where
                 Some(node) => node,
                 None => {
                     let value = value.take().expect("the value is in one of them");
-                    self.new_node(found.key(), value, None, now)
+                    let weight = self.weigh(found.key(), &value);
+                    self.node_keeping_deadline(value, weight, &found, now)
                 }
             };
             let (version, weight) = (new.version(), new.weight());
@@ -702,7 +722,7 @@ where
                     node.set_value(value, weight);
                     node
                 }
-                None => self.node_for(value, weight, None, now),
+                None => self.node_keeping_deadline(value, weight, &found, now),
             };
             let version = node.version();
             match self.raw.replace_node(&found, node, guard) {
@@ -1023,11 +1043,15 @@ where
             }
             match self.loading.join(&key) {
                 Role::Leader(leader) => {
-                    // Someone may have inserted between our read and our turn.
-                    if let Some(value) = self.get(&key) {
+                    // Someone may have inserted between our read and our turn (this re-check is
+                    // part of the same read: it is not counted again).
+                    let guard = self.guard();
+                    if let Some(found) = self.live_in(&key, &guard) {
+                        let value = found.value().clone();
                         leader.finish(Outcome::Loaded(value.clone()));
                         return Ok(value);
                     }
+                    drop(guard);
                     let init = init
                         .take()
                         .expect("a caller leads at most once: it returns after");

@@ -15,7 +15,7 @@ use std::sync::{Arc, Barrier, Mutex, MutexGuard, PoisonError};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use cascache::{Cache, CasError, Version};
+use cascache::{Cache, CasError, RemovalCause, Version};
 use crossbeam_epoch::Collector;
 
 // ---------------------------------------------------------------------------------------------
@@ -604,13 +604,25 @@ fn drop_worker(cache: &Cache<u32, Tracked>, counters: &Arc<Counters>, seed: u64,
     }
 }
 
-fn every_value_dropped_once(threads: u64, ops: u64) {
+/// `max_capacity`: a bounded cache, whose evictions drop values too (the workers use 24 keys).
+fn every_value_dropped_once(threads: u64, ops: u64, max_capacity: Option<u64>) {
     let _serial = serial();
     let counters = Counters::new(16 << 20);
-    let cache: Cache<u32, Tracked> = Cache::builder()
+    let evictions = Arc::new(AtomicU64::new(0));
+    let evicted = Arc::clone(&evictions);
+    let mut builder = Cache::builder()
         .initial_capacity(1)
         .collector(Collector::new())
-        .build();
+        .eviction_listener(move |_key, value: &Tracked, cause| {
+            value.verify();
+            if cause == RemovalCause::Evicted {
+                evicted.fetch_add(1, Ordering::Relaxed);
+            }
+        });
+    if let Some(max) = max_capacity {
+        builder = builder.max_capacity(max);
+    }
+    let cache: Cache<u32, Tracked> = builder.build();
     let start = Instant::now();
     thread::scope(|s| {
         for t in 0..threads {
@@ -644,50 +656,63 @@ fn every_value_dropped_once(threads: u64, ops: u64) {
     for (id, drops) in per_id.iter().enumerate().take(created) {
         assert_eq!(drops.load(Ordering::SeqCst), 1, "value {id}");
     }
+    let evictions = evictions.load(Ordering::Relaxed);
     eprintln!(
-        "every_value_dropped_once: {threads} threads x {ops} ops in {elapsed:?}: {created} \
-         values created, each dropped once ({stored} were stored at the end)"
+        "every_value_dropped_once (max_capacity {max_capacity:?}): {threads} threads x {ops} ops \
+         in {elapsed:?}: {created} values created, each dropped once ({stored} were stored at \
+         the end, {evictions} evicted)"
     );
+    if let Some(max) = max_capacity {
+        assert!(
+            stored as u64 <= max,
+            "{stored} entries in a cache bounded at {max}"
+        );
+        assert!(evictions > 0, "the bounded run never evicted");
+    }
 }
 
 #[test]
 fn drops_every_value_once() {
-    every_value_dropped_once(4, scaled(20_000, 100_000));
+    every_value_dropped_once(4, scaled(20_000, 100_000), None);
+}
+
+#[test]
+fn drops_every_value_once_bounded() {
+    every_value_dropped_once(4, scaled(20_000, 100_000), Some(6));
 }
 
 #[test]
 #[ignore = "heavy: run with --release --include-ignored"]
 fn drops_every_value_once_heavy() {
-    every_value_dropped_once(4, scaled(200_000, 1_000_000));
+    every_value_dropped_once(4, scaled(200_000, 1_000_000), None);
+    every_value_dropped_once(4, scaled(200_000, 1_000_000), Some(6));
 }
 
 // ---------------------------------------------------------------------------------------------
 // e. Memory stays bounded under sustained churn (global collector)
 // ---------------------------------------------------------------------------------------------
 
-/// The bound on values alive at once, per run (see `memory_stays_bounded`).
+/// The fixed part of the bound on values alive at once (see `memory_stays_bounded`).
 ///
 /// Alive are the values stored (`KEYS`), the one or two each worker holds (a read clone, a value
 /// being written), and the retired values crossbeam-epoch has not freed yet. Retired values wait
 /// in a thread-local bag of at most 64 until it is sealed into the global queue, and a sealed bag
 /// is freed once the global epoch has advanced twice past it. Every 128th pin of a thread tries
 /// to advance the epoch and frees up to 8 expired bags (512 values), while a worker retires at
-/// most one value per pin: collection outpaces retirement, and without interference the backlog
-/// is a few bags per thread (measured: typically ~10_000 values in a release build).
+/// most one value per pin: collection outpaces retirement, and on an idle machine the backlog is
+/// a few bags per thread (measured in a release build on 2 cores: median ~7_000 values, peaks
+/// 30_000-130_000, at ~7-13 million retirements per second).
 ///
-/// The epoch cannot advance while a thread is pinned in an older epoch, so a worker preempted
-/// in the middle of an operation stalls every free until it runs again; meanwhile the others keep
-/// retiring. The backlog peak is therefore about (retire rate) x (longest preemption). Measured on
-/// a 2-core machine under load (load average ~5): release builds retire ~9-13 million values/s
-/// with 2 workers, and peaks reached 60_000-135_000 (stalls of ~10 ms); with 4 workers on 2 cores
-/// peaks reached 200_000-450_000. Debug builds retire ~1.2 million/s; peaks 20_000-40_000.
+/// The peaks come from stalls: the epoch cannot advance while a thread is pinned in an older
+/// one, so a worker descheduled in the middle of an operation stalls every free until it runs
+/// again, while the others keep retiring. The allocator stalls too: after an earlier test of this
+/// process freed millions of small blocks, glibc's `malloc_consolidate` was seen (perf) taking
+/// ~1-2 s inside a single operation of this test, and peaks reached ~3 million values. Hence the
+/// second part of the bound, in `memory_stays_bounded`: what the measured stalls explain.
 ///
-/// The bound allows stalls of ~40 ms (several scheduler slices) at those rates: 500_000 in release
-/// and 100_000 in debug, and twice that for the oversubscribed heavy run. Each run allocates many
-/// times its bound (checked), so values that are never freed, or freed only at the end, fail it;
-/// and after the workers stop, flushing must free everything but the stored values (checked
-/// exactly), which catches even a slow leak.
-fn live_bound(workers: u64) -> usize {
+/// 500_000 in release and 100_000 in debug (~1.2 million retirements/s), twice that when the
+/// workers outnumber the cores. Each run allocates at least 4 times this (checked).
+fn fixed_live_bound(workers: u64) -> usize {
     let base = if cfg!(debug_assertions) {
         100_000
     } else {
@@ -703,24 +728,38 @@ fn live_bound(workers: u64) -> usize {
 
 /// Sustained churn on a few keys with the global collector: workers with an even index run the
 /// CAS-increment loop, the others overwrite with `insert`. A sampler records how many values are
-/// alive; the peak must stay under `live_bound` while the run allocates far more.
+/// alive; the peak must stay under a bound while the run allocates far more.
+///
+/// The bound is the larger of `fixed_live_bound` and what preemption explains on a loaded
+/// machine: values stay unfreed at most while some thread is pinned in an old epoch, and each
+/// worker measures the longest any of its operations (each one or two pins) took, preemption
+/// included. While the epoch is stuck for `stall`, the workers retire about `rate * stall`
+/// values, and a stall can begin just before the previous one ends, so the bound allows
+/// `4 * rate * longest stall` (rate = the run's average, which a stall itself lowers). A leak, or
+/// frees held back by anything but pinned threads, grows with the run instead. Whatever the
+/// machine, the final check is exact: once the workers are done, flushing the collector frees
+/// everything but the stored values.
 fn memory_stays_bounded(workers: u64, ops: u64) {
     let _serial = serial();
     const KEYS: u32 = 4;
-    let bound = live_bound(workers);
+    let fixed_bound = fixed_live_bound(workers);
     let counters = Counters::new(0);
     let cache: Cache<u32, Tracked> = Cache::new(16);
     let done = AtomicUsize::new(0);
+    // The longest operation of any worker, in nanoseconds.
+    let longest_op = AtomicU64::new(0);
     let mut samples = Vec::new();
     let start = Instant::now();
     thread::scope(|s| {
         for t in 0..workers {
-            let (cache, counters, done) = (&cache, &counters, &done);
+            let (cache, counters, done, longest_op) = (&cache, &counters, &done, &longest_op);
             s.spawn(move || {
                 let _finished = Finished(done);
                 let mut rng = Rng::new(t + 100);
+                let mut longest = Duration::ZERO;
                 for _ in 0..ops {
                     let key = rng.below(u64::from(KEYS)) as u32;
+                    let op_start = Instant::now();
                     if t % 2 == 0 {
                         loop {
                             let Some((value, version)) = cache.gets(&key) else {
@@ -735,7 +774,9 @@ fn memory_stays_bounded(workers: u64, ops: u64) {
                     } else {
                         cache.insert(key, Tracked::new(counters, 0));
                     }
+                    longest = longest.max(op_start.elapsed());
                 }
+                longest_op.fetch_max(longest.as_nanos() as u64, Ordering::Relaxed);
             });
         }
         // The sampler reads two counters and never pins.
@@ -746,14 +787,18 @@ fn memory_stays_bounded(workers: u64, ops: u64) {
     });
     let elapsed = start.elapsed();
     let created = counters.created();
+    let rate = created as f64 / elapsed.as_secs_f64();
+    let stall = Duration::from_nanos(longest_op.load(Ordering::Relaxed));
+    let stall_bound = (4.0 * rate * stall.as_secs_f64()) as usize;
+    let bound = fixed_bound.max(stall_bound);
     samples.sort_unstable();
     let percentile = |p: usize| samples.get(samples.len() * p / 100).copied().unwrap_or(0);
     let max_live = samples.last().copied().unwrap_or(0);
     eprintln!(
         "memory_stays_bounded: {workers} workers x {ops} ops in {elapsed:?}: {created} values \
-         allocated ({:.1} M/s); alive at once: median {}, p99 {}, max {max_live} (bound {bound}, \
-         {} samples)",
-        created as f64 / elapsed.as_secs_f64() / 1e6,
+         allocated ({:.1} M/s); alive at once: median {}, p99 {}, max {max_live} ({} samples); \
+         longest operation {stall:?}; bound {bound} (fixed {fixed_bound}, stalls {stall_bound})",
+        rate / 1e6,
         percentile(50),
         percentile(99),
         samples.len()
@@ -764,7 +809,7 @@ fn memory_stays_bounded(workers: u64, ops: u64) {
         "{max_live} values alive at once (bound {bound})"
     );
     assert!(
-        created >= 4 * bound,
+        created >= 4 * fixed_bound,
         "the run allocates too little ({created}) to show anything"
     );
 

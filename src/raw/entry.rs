@@ -32,7 +32,10 @@ pub(crate) const QUEUED: u8 = 2;
 /// The largest access count an entry records (S3-FIFO's 2-bit frequency).
 pub(crate) const MAX_FREQUENCY: u8 = 3;
 
-/// One key's record in the table.
+/// One key's record in the table. Aligned to 8 so that slot pointers to it have the three tag
+/// bits the table uses (`FROZEN`, `TOMBSTONE`, `MOVED`) on every target, 32-bit ones included
+/// (crossbeam keeps only as many tag bits as the alignment allows).
+#[repr(align(8))]
 pub(crate) struct Entry<K, V> {
     pub(crate) hash: u64,
     pub(crate) key: K,

@@ -462,29 +462,42 @@ unsafe fn release<K, V>(entry: Shared<'_, Entry<K, V>>, share: u8, guard: &Guard
 impl<K, V> Drop for RawTable<K, V> {
     fn drop(&mut self) {
         // SAFETY: `&mut self`: no other thread can reach the table, so nothing is concurrently
-        // read and retiring with the unprotected guard (immediate destruction) is sound.
+        // read and destroying at once is sound.
         let guard = unsafe { epoch::unprotected() };
-        // Writers finish every copy they start, so a copy is pending only if a thread panicked
-        // in the middle of one; finish it so that each entry lives in exactly one table.
-        let table = self.writable_table(guard);
-        self.advance_root(guard);
-        for index in 0..table.len() {
-            let slot = table.slot(index).load(Ordering::Relaxed, guard);
-            if slot.is_null() {
-                continue;
-            }
-            // SAFETY: linked entries are owned by the table; each appears in one slot.
-            let entry = unsafe { slot.into_owned() };
-            let node = entry.value.load(Ordering::Relaxed, guard);
-            if node.tag() & SEALED == 0 {
-                // SAFETY: an unsealed node is owned by its entry (sealed ones were retired).
-                drop(unsafe { node.into_owned() });
-            }
-            drop(entry);
+        // Writers finish every copy they start, so a chain longer than one table remains only if
+        // a thread panicked in the middle of a copy. Then an entry may sit in two tables (frozen
+        // in the old one, linked in the new one): free each entry once, and never resume the copy.
+        let mut tables = Vec::new();
+        let mut table = self.root.load(Ordering::Relaxed, guard);
+        while !table.is_null() {
+            tables.push(table);
+            // SAFETY: tables in the chain are owned by `self` until freed below.
+            table = unsafe { table.deref() }.next.load(Ordering::Relaxed, guard);
         }
-        let root = self.root.load(Ordering::Relaxed, guard);
-        // SAFETY: the root table is owned by `self`; its entries were freed above.
-        drop(unsafe { root.into_owned() });
+        let mut freed = std::collections::HashSet::new();
+        for table in &tables {
+            // SAFETY: as above.
+            let t = unsafe { table.deref() };
+            for index in 0..t.len() {
+                let slot = t.slot(index).load(Ordering::Relaxed, guard).with_tag(0);
+                if slot.is_null() || (tables.len() > 1 && !freed.insert(slot.as_raw())) {
+                    continue;
+                }
+                // SAFETY: entries still in a slot are owned by the table (the eviction queues have
+                // released theirs: the cache drops its policy first), and are freed once.
+                let entry = unsafe { slot.into_owned() };
+                let node = entry.value.load(Ordering::Relaxed, guard);
+                if node.tag() & SEALED == 0 {
+                    // SAFETY: an unsealed node is owned by its entry (sealed ones were retired).
+                    drop(unsafe { node.into_owned() });
+                }
+                drop(entry);
+            }
+        }
+        for table in tables {
+            // SAFETY: the tables are owned by `self`; their entries were freed above.
+            drop(unsafe { table.into_owned() });
+        }
     }
 }
 

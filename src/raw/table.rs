@@ -32,6 +32,8 @@ use crate::sync::{AtomicU8, AtomicUsize, Ordering};
 
 /// Tag on an entry pointer in a slot: the slot is being copied to the next table.
 pub(super) const FROZEN: usize = 1;
+// Entries are 8-aligned, so slot pointers to them have three tag bits.
+const _: () = assert!(std::mem::align_of::<Entry<u8, u8>>() >= 8);
 /// Tag on a null slot: the slot's entry was removed.
 pub(super) const TOMBSTONE: usize = 2;
 /// Tag on a null slot: the slot has been copied; look in the next table.
@@ -326,8 +328,14 @@ impl<K, V> Table<K, V> {
         let hash = unsafe { entry.deref() }.hash;
         self.state.claimed.fetch_add(1, Ordering::Relaxed);
         let mut index = self.home(hash);
+        let tag = meta_tag(hash);
         for _ in 0..self.len() {
-            if self.meta[index].load(Ordering::Relaxed) == META_UNKNOWN
+            // Skip only slots of other tags. A slot with this tag must be tried (the CAS fails with
+            // Acquire): skipping it on the relaxed byte alone would let this copy be published
+            // (MOVED) without happening after the copy that claimed the slot, and a reader that
+            // sees MOVED could then find that slot still empty.
+            let meta = self.meta[index].load(Ordering::Relaxed);
+            if (meta == META_UNKNOWN || meta == tag)
                 && self.slots[index]
                     .compare_exchange(
                         Shared::null(),

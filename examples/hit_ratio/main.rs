@@ -1,0 +1,413 @@
+//! Hit-ratio tool: replays a cache trace against cascache, moka, quick_cache and an exact LRU,
+//! and prints their hit ratios side by side.
+//!
+//! ```text
+//! cargo run --release --example hit_ratio -- <trace file | zipf> <capacity> [threads] [--candidates]
+//! ```
+//!
+//! * `<trace file>`: any format of the shared trace set (arc `.lis`, LIRS, big-endian u32/u64,
+//!   adaptsize, txt, oracleGeneral, MSR csv, CacheLib kv csv), optionally compressed (`.zst`,
+//!   `.gz`, `.xz`). The format is detected from the name; a `fmt:` prefix overrides it, e.g.
+//!   `be32:/path/to/file.xz`. A relative path that does not exist from the current directory is
+//!   also looked up relative to the repository root, so `../shared/traces/arc/OLTP.lis.zst`
+//!   works from anywhere in the repo.
+//! * `zipf`: Zipf(0.99) over 1M keys, 10M requests, seed 42.
+//! * `<capacity>`: entries, the same for every cache.
+//! * `[threads]` (default 1): cascache, moka and quick_cache are driven by that many threads.
+//!   The trace is cut into chunks of 1024 consecutive requests and thread `i` replays chunks
+//!   `i, i + threads, i + 2 * threads, ...`, so every thread sees its part of the trace in order
+//!   and every request is counted once. The exact LRU always runs on 1 thread.
+//! * `--candidates`: also runs the single-threaded simulators of the candidate policies from
+//!   `docs/policy-research.md` (S3-FIFO variants, S3-TLFU, S3-TLFU-A, a W-TinyLFU reference).
+//!
+//! Every run is cache-aside (`get`; on a miss, `insert`) from an empty cache. Traces over 1M
+//! requests print a progress line to stderr every 10% of each replay.
+
+mod candidates;
+mod lru;
+mod trace;
+mod zipf;
+
+use std::collections::{HashMap, HashSet};
+use std::hash::{BuildHasherDefault, Hasher};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Instant;
+
+/// Fast hasher for u64 keys (splitmix64 finalizer); simulation only.
+#[derive(Default, Clone, Copy)]
+pub struct MixHasher(u64);
+impl Hasher for MixHasher {
+    fn finish(&self) -> u64 {
+        trace::mix64(self.0)
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0 << 8 | b as u64).rotate_left(5) ^ self.0.wrapping_mul(31);
+        }
+    }
+    fn write_u64(&mut self, i: u64) {
+        self.0 ^= i;
+    }
+    fn write_u32(&mut self, i: u32) {
+        self.0 ^= i as u64;
+    }
+}
+pub type FastMap<K, V> = HashMap<K, V, BuildHasherDefault<MixHasher>>;
+pub type FastSet<K> = HashSet<K, BuildHasherDefault<MixHasher>>;
+
+/// A single-threaded cache-aside simulator: `access` returns true on a hit; on a miss the
+/// key is inserted.
+pub trait Policy {
+    fn name(&self) -> String;
+    fn access(&mut self, key: u64) -> bool;
+}
+
+/// A concurrent cache driven cache-aside from one or more threads.
+trait Shared: Sync {
+    fn name(&self) -> &'static str;
+    /// `get`; on a miss, `insert`. True on a hit.
+    fn access(&self, key: u64) -> bool;
+}
+
+struct Cascache(cascache::Cache<u64, u64>);
+impl Shared for Cascache {
+    fn name(&self) -> &'static str {
+        "cascache"
+    }
+    fn access(&self, k: u64) -> bool {
+        if self.0.get(&k).is_some() {
+            return true;
+        }
+        self.0.insert(k, k);
+        false
+    }
+}
+
+struct Moka(moka::sync::Cache<u64, u64>);
+impl Shared for Moka {
+    fn name(&self) -> &'static str {
+        "moka"
+    }
+    fn access(&self, k: u64) -> bool {
+        if self.0.get(&k).is_some() {
+            return true;
+        }
+        self.0.insert(k, k);
+        false
+    }
+}
+
+struct Quick(quick_cache::sync::Cache<u64, u64>);
+impl Shared for Quick {
+    fn name(&self) -> &'static str {
+        "quick_cache"
+    }
+    fn access(&self, k: u64) -> bool {
+        if self.0.get(&k).is_some() {
+            return true;
+        }
+        self.0.insert(k, k);
+        false
+    }
+}
+
+const USAGE: &str = "usage: cargo run --release --example hit_ratio -- <trace file | zipf> <capacity> [threads] [--candidates]
+  <trace file>   a trace of /work/shared/traces (format from the name, or a `fmt:` prefix:
+                 arc, lirs, be32, be64, adaptsize, txt, oracleGeneral, msr-csv, meta-kv-csv)
+  zipf           Zipf(0.99) over 1M keys, 10M requests, seed 42
+  <capacity>     cache capacity in entries (1 to 2147483648)
+  [threads]      threads driving cascache, moka and quick_cache (1 to 1024, default 1)
+  --candidates   also run the candidate policy simulators (1 thread)";
+
+/// Requests per chunk when the trace is split between threads.
+const CHUNK: usize = 1024;
+const MAX_CAPACITY: u64 = 1 << 31;
+const MAX_THREADS: usize = 1024;
+/// Traces longer than this report progress.
+const PROGRESS_MIN: usize = 1_000_000;
+
+struct Args {
+    trace: String,
+    capacity: u64,
+    threads: usize,
+    candidates: bool,
+}
+
+fn parse_args(args: &[String]) -> Result<Args, String> {
+    let mut candidates = false;
+    let mut pos = Vec::new();
+    for a in args {
+        match a.as_str() {
+            "--candidates" => candidates = true,
+            s if s.starts_with("--") => return Err(format!("unknown option {s:?}")),
+            s => pos.push(s),
+        }
+    }
+    if pos.len() < 2 {
+        return Err("expected a trace and a capacity".into());
+    }
+    if pos.len() > 3 {
+        return Err(format!("unexpected argument {:?}", pos[3]));
+    }
+    let capacity = match pos[1].replace('_', "").parse::<u64>() {
+        Ok(c) if (1..=MAX_CAPACITY).contains(&c) => c,
+        _ => {
+            return Err(format!(
+                "bad capacity {:?}: expected a whole number of entries from 1 to {MAX_CAPACITY}",
+                pos[1]
+            ))
+        }
+    };
+    let threads = match pos.get(2) {
+        None => 1,
+        Some(t) => match t.parse::<usize>() {
+            Ok(n) if (1..=MAX_THREADS).contains(&n) => n,
+            _ => {
+                return Err(format!(
+                    "bad thread count {t:?}: expected a whole number from 1 to {MAX_THREADS}"
+                ))
+            }
+        },
+    };
+    Ok(Args {
+        trace: pos[0].to_string(),
+        capacity,
+        threads,
+        candidates,
+    })
+}
+
+/// Turn the trace argument into a spec. A relative path missing from the current directory is
+/// looked up relative to the repository root as well. A missing file is reported here, before
+/// format detection, so that it is never mistaken for an unknown format.
+fn trace_spec(arg: &str) -> Result<trace::TraceSpec, String> {
+    let (format, raw) = match arg.split_once(':') {
+        Some((pre, rest)) => match trace::Format::from_tag(pre) {
+            Some(f) => (Some(f), rest),
+            None => (None, arg),
+        },
+        None => (None, arg),
+    };
+    let mut path = PathBuf::from(raw);
+    let mut tried_repo = None;
+    if !path.exists() && path.is_relative() {
+        let alt = Path::new(env!("CARGO_MANIFEST_DIR")).join(raw);
+        if alt.exists() {
+            path = alt;
+        } else {
+            tried_repo = Some(alt);
+        }
+    }
+    if let Err(source) = std::fs::metadata(&path) {
+        let e = trace::TraceError::Open { path, source };
+        return Err(match tried_repo {
+            Some(alt) => format!("{e} (also tried {})", alt.display()),
+            None => e.to_string(),
+        });
+    }
+    match format {
+        Some(format) => Ok(trace::TraceSpec { path, format }),
+        None => trace::TraceSpec::parse(&path.to_string_lossy()).map_err(|e| e.to_string()),
+    }
+}
+
+/// Load the whole trace: (display name, keys).
+fn load_trace(arg: &str) -> Result<(String, Vec<u64>), String> {
+    if arg == "zipf" {
+        eprintln!("# generating zipf(0.99), 1M keys, 10M requests, seed 42 ...");
+        return Ok((
+            "zipf(0.99,1M keys,10M req,seed 42)".into(),
+            zipf::zipf_trace(1_000_000, 0.99, 10_000_000, 42),
+        ));
+    }
+    let spec = trace_spec(arg)?;
+    eprintln!(
+        "# loading {} [{}] ...",
+        spec.path.display(),
+        spec.format.tag()
+    );
+    let keys = trace::load(&spec).map_err(|e| e.to_string())?;
+    Ok((
+        format!("{} [{}]", spec.path.display(), spec.format.tag()),
+        keys,
+    ))
+}
+
+/// Counts replayed requests and prints a line to stderr at every 10% of a long trace.
+struct Progress<'a> {
+    name: &'a str,
+    total: u64,
+    enabled: bool,
+    done: AtomicU64,
+    start: Instant,
+}
+
+impl<'a> Progress<'a> {
+    fn new(name: &'a str, total: usize) -> Self {
+        Progress {
+            name,
+            total: total as u64,
+            enabled: total > PROGRESS_MIN,
+            done: AtomicU64::new(0),
+            start: Instant::now(),
+        }
+    }
+    fn advance(&self, n: usize) {
+        if !self.enabled {
+            return;
+        }
+        let before = self.done.fetch_add(n as u64, Ordering::Relaxed);
+        let after = before + n as u64;
+        let (d0, d1) = (before * 10 / self.total, after * 10 / self.total);
+        if d1 > d0 {
+            eprintln!(
+                "# {}: {:>3}% ({}/{} requests, {:.1}s)",
+                self.name,
+                d1 * 10,
+                after,
+                self.total,
+                self.start.elapsed().as_secs_f64()
+            );
+        }
+    }
+}
+
+fn ratio(hits: u64, total: usize) -> f64 {
+    100.0 * hits as f64 / total.max(1) as f64
+}
+
+/// Replay `keys` against a concurrent cache from `threads` threads (interleaved chunks of
+/// `CHUNK` consecutive requests). Returns the hit ratio in percent.
+fn run_shared(cache: &dyn Shared, keys: &[u64], threads: usize) -> f64 {
+    let progress = Progress::new(cache.name(), keys.len());
+    let progress = &progress;
+    let hits: u64 = std::thread::scope(|s| {
+        let workers: Vec<_> = (0..threads)
+            .map(|t| {
+                s.spawn(move || {
+                    let mut hits = 0u64;
+                    for chunk in keys.chunks(CHUNK).skip(t).step_by(threads) {
+                        for &k in chunk {
+                            if cache.access(k) {
+                                hits += 1;
+                            }
+                        }
+                        progress.advance(chunk.len());
+                    }
+                    hits
+                })
+            })
+            .collect();
+        workers
+            .into_iter()
+            .map(|w| w.join().unwrap_or_else(|e| std::panic::resume_unwind(e)))
+            .sum()
+    });
+    ratio(hits, keys.len())
+}
+
+/// Replay `keys` against a single-threaded simulator. Returns the hit ratio in percent.
+fn run_policy(p: &mut dyn Policy, keys: &[u64]) -> f64 {
+    let name = p.name();
+    let progress = Progress::new(&name, keys.len());
+    let mut hits = 0u64;
+    for chunk in keys.chunks(CHUNK) {
+        for &k in chunk {
+            if p.access(k) {
+                hits += 1;
+            }
+        }
+        progress.advance(chunk.len());
+    }
+    ratio(hits, keys.len())
+}
+
+fn main() -> ExitCode {
+    let argv: Vec<String> = std::env::args().skip(1).collect();
+    if argv.iter().any(|a| a == "-h" || a == "--help") {
+        println!("{USAGE}");
+        return ExitCode::SUCCESS;
+    }
+    let args = match parse_args(&argv) {
+        Ok(a) => a,
+        Err(e) => {
+            eprintln!("error: {e}\n{USAGE}");
+            return ExitCode::from(2);
+        }
+    };
+    let t0 = Instant::now();
+    let (name, keys) = match load_trace(&args.trace) {
+        Ok(x) => x,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    if keys.is_empty() {
+        eprintln!("error: the trace {name} holds no requests");
+        return ExitCode::from(2);
+    }
+    let unique = keys.iter().collect::<FastSet<_>>().len();
+    println!(
+        "# {name}: {} requests, {unique} unique keys (loaded in {:.1}s)",
+        keys.len(),
+        t0.elapsed().as_secs_f64()
+    );
+    println!(
+        "# capacity {} entries; hit ratio in %, cache-aside; cascache, moka, quick_cache on {} thread(s); LRU{} on 1 thread",
+        args.capacity,
+        args.threads,
+        if args.candidates { " and candidates" } else { "" }
+    );
+
+    let cap = args.capacity;
+    let cap_usize = cap as usize; // MAX_CAPACITY fits in usize
+    let mut results: Vec<(String, f64)> = Vec::new();
+    let shared: Vec<Box<dyn Shared>> = vec![
+        Box::new(Cascache(cascache::Cache::new(cap))),
+        Box::new(Moka(moka::sync::Cache::new(cap))),
+        Box::new(Quick(quick_cache::sync::Cache::new(cap_usize))),
+    ];
+    for c in shared {
+        let r = run_shared(c.as_ref(), &keys, args.threads);
+        results.push((c.name().to_string(), r));
+    }
+    let mut policies: Vec<Box<dyn Policy>> = vec![Box::new(lru::Lru::new(cap_usize))];
+    if args.candidates {
+        policies.extend(candidates::candidates(cap_usize));
+    }
+    for mut p in policies {
+        let r = run_policy(p.as_mut(), &keys);
+        results.push((p.name(), r));
+    }
+
+    let short = args.trace.rsplit('/').next().unwrap_or(&args.trace);
+    let mut head = vec![
+        "trace".to_string(),
+        "capacity".to_string(),
+        "threads".to_string(),
+    ];
+    let mut row = vec![short.to_string(), cap.to_string(), args.threads.to_string()];
+    for (n, r) in &results {
+        head.push(n.clone());
+        row.push(format!("{r:.2}"));
+    }
+    let widths: Vec<usize> = head
+        .iter()
+        .zip(&row)
+        .map(|(h, r)| h.len().max(r.len()))
+        .collect();
+    let line = |cells: &[String]| {
+        cells
+            .iter()
+            .zip(&widths)
+            .map(|(c, w)| format!("{c:>w$}"))
+            .collect::<Vec<_>>()
+            .join("  ")
+    };
+    println!("{}", line(&head));
+    println!("{}", line(&row));
+    ExitCode::SUCCESS
+}

@@ -1,0 +1,423 @@
+//! The bounded cache: capacity, eviction as part of the CAS protocol, weights, expiry with an
+//! injected clock, statistics, the eviction listener and the coalescing loader.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Barrier, Mutex};
+use std::time::Duration;
+
+use cascache::{Cache, CasError, MockClock, RemovalCause};
+use crossbeam_epoch::Collector;
+
+type Log = Arc<Mutex<Vec<(u64, u64, RemovalCause)>>>;
+
+fn logged(capacity: u64) -> (Cache<u64, u64>, Log) {
+    let log: Log = Arc::default();
+    let sink = log.clone();
+    let cache = Cache::builder()
+        .max_capacity(capacity)
+        .eviction_listener(move |k: &u64, v: &u64, cause| {
+            sink.lock().unwrap().push((*k, *v, cause))
+        })
+        .build();
+    (cache, log)
+}
+
+#[test]
+fn capacity_holds_once_writes_quiesce() {
+    let cache = Cache::new(100);
+    for key in 0..10_000u64 {
+        cache.insert(key, key);
+    }
+    assert!(cache.len() <= 100, "len {}", cache.len());
+    assert!(cache.weighted_size().0 <= 100);
+    assert!(cache.stats().evictions >= 9_900);
+    // Every key still present reads back its own value.
+    let present: Vec<_> = cache.iter().collect();
+    assert!(present.iter().all(|(k, v)| k == v));
+    assert_eq!(present.len(), cache.len());
+}
+
+#[test]
+fn an_evicted_entry_is_gone_for_gets_and_cas() {
+    let (cache, log) = logged(1);
+    let v1 = cache.insert(1, 10);
+    cache.insert(2, 20); // capacity 1: key 1 (never read) is evicted
+    assert_eq!(cache.gets(&1), None);
+    assert_eq!(
+        cache.compare_and_swap(&1, v1, 11),
+        Err(CasError::NotFound(11))
+    );
+    assert_eq!(
+        log.lock().unwrap().as_slice(),
+        &[(1, 10, RemovalCause::Evicted)]
+    );
+    assert_eq!(cache.get(&2), Some(20));
+}
+
+#[test]
+fn frequently_read_entries_survive_a_scan() {
+    let cache = Cache::builder().max_capacity(1_000).shards(1).build();
+    for key in 0..100u64 {
+        cache.insert(key, key);
+    }
+    for _ in 0..3 {
+        for key in 0..100u64 {
+            assert_eq!(cache.get(&key), Some(key));
+        }
+    }
+    // A scan of one-hit wonders three times the capacity.
+    for key in 1_000..4_000u64 {
+        cache.insert(key, key);
+    }
+    let kept = (0..100u64).filter(|k| cache.contains_key(k)).count();
+    assert!(
+        kept >= 95,
+        "only {kept} of the 100 hot keys survived the scan"
+    );
+}
+
+#[test]
+fn weights_bound_the_total_and_oversized_values_are_refused() {
+    let log: Arc<Mutex<Vec<(u32, RemovalCause)>>> = Arc::default();
+    let sink = log.clone();
+    let cache: Cache<u32, String> = Cache::builder()
+        .max_capacity(100)
+        .shards(1)
+        .weigher(|_, v: &String| v.len() as u32)
+        .eviction_listener(move |k, _, cause| sink.lock().unwrap().push((*k, cause)))
+        .build();
+    for key in 0..50 {
+        cache.insert(key, "x".repeat(10));
+        assert!(cache.weighted_size().0 <= 100);
+    }
+    cache.insert(1_000, "small".into());
+    let before = cache.len();
+    // Heavier than the whole capacity: not kept, and the key's old value is removed.
+    cache.insert(1_000, "y".repeat(101));
+    assert_eq!(cache.get(&1_000), None);
+    assert_eq!(cache.len(), before - 1);
+    let log = log.lock().unwrap();
+    assert!(log.contains(&(1_000, RemovalCause::Removed)));
+    assert_eq!(log.last(), Some(&(1_000, RemovalCause::Evicted)));
+}
+
+#[test]
+fn replacing_with_a_heavier_value_evicts_to_stay_within_capacity() {
+    let cache: Cache<u32, Vec<u8>> = Cache::builder()
+        .max_capacity(100)
+        .shards(1)
+        .weigher(|_, v: &Vec<u8>| v.len() as u32)
+        .build();
+    for key in 0..10 {
+        cache.insert(key, vec![0; 10]);
+    }
+    assert_eq!(cache.weighted_size().0, 100);
+    let (_, version) = cache.gets(&0).unwrap();
+    cache.compare_and_swap(&0, version, vec![0; 50]).unwrap();
+    assert!(
+        cache.weighted_size().0 <= 100,
+        "{:?}",
+        cache.weighted_size()
+    );
+}
+
+#[test]
+fn ttl_expiry_with_an_injected_clock() {
+    let clock = MockClock::new();
+    let (cache, log) = {
+        let log: Log = Arc::default();
+        let sink = log.clone();
+        let cache: Cache<u64, u64> = Cache::builder()
+            .max_capacity(100)
+            .clock(clock.clone())
+            .eviction_listener(move |k: &u64, v: &u64, cause| {
+                sink.lock().unwrap().push((*k, *v, cause))
+            })
+            .build();
+        (cache, log)
+    };
+    let v1 = cache.insert_with_ttl(1, 10, Duration::from_secs(10));
+    cache.insert(2, 20); // no TTL
+    clock.advance(Duration::from_secs(5));
+    assert!(cache.touch(&1, Some(Duration::from_secs(10)))); // now expires at 15 s
+    assert_eq!(cache.gets(&1), Some((10, v1)), "touch keeps the version");
+    clock.advance(Duration::from_secs(9));
+    assert_eq!(cache.get(&1), Some(10));
+    clock.advance(Duration::from_secs(1));
+    assert_eq!(cache.get(&1), None, "expired at 15 s");
+    assert!(!cache.contains_key(&1));
+    assert_eq!(
+        cache.compare_and_swap(&1, v1, 11),
+        Err(CasError::NotFound(11))
+    );
+    assert!(!cache.touch(&1, None));
+    assert_eq!(
+        cache.get(&2),
+        Some(20),
+        "entries without a TTL never expire"
+    );
+    // add treats an expired key as absent.
+    let v2 = cache.add(1, 12).unwrap();
+    assert_eq!(cache.gets(&1), Some((12, v2)));
+    assert!(log
+        .lock()
+        .unwrap()
+        .contains(&(1, 10, RemovalCause::Expired)));
+    assert_eq!(cache.stats().expirations, 1);
+}
+
+#[test]
+fn builder_time_to_live_and_time_to_idle() {
+    let clock = MockClock::new();
+    let cache: Cache<u32, u32> = Cache::builder()
+        .max_capacity(100)
+        .clock(clock.clone())
+        .time_to_live(Duration::from_secs(60))
+        .time_to_idle(Duration::from_secs(10))
+        .build();
+    cache.insert(1, 1);
+    cache.insert(2, 2);
+    for _ in 0..5 {
+        clock.advance(Duration::from_secs(8));
+        assert_eq!(cache.get(&1), Some(1), "reads keep key 1 from idling out");
+    }
+    assert_eq!(cache.get(&2), None, "key 2 idled out");
+    clock.advance(Duration::from_secs(8)); // 48 s: still read regularly
+    assert_eq!(cache.get(&1), Some(1));
+    clock.advance(Duration::from_secs(8));
+    clock.advance(Duration::from_secs(5)); // 61 s: past the time to live
+    assert_eq!(cache.get(&1), None, "the time to live is a hard limit");
+}
+
+#[test]
+fn expired_entries_stop_counting_toward_capacity() {
+    let clock = MockClock::new();
+    let cache: Cache<u64, u64> = Cache::builder()
+        .max_capacity(100)
+        .shards(1)
+        .clock(clock.clone())
+        .build();
+    for key in 0..100 {
+        cache.insert_with_ttl(key, key, Duration::from_secs(1));
+        cache.get(&key); // read: the hand would otherwise keep them a while
+        cache.get(&key);
+    }
+    clock.advance(Duration::from_secs(2));
+    for key in 100..150 {
+        cache.insert(key, key);
+    }
+    // The new entries displaced only expired ones.
+    for key in 100..150 {
+        assert_eq!(cache.get(&key), Some(key));
+    }
+    assert!(cache.stats().expirations >= 50, "{:?}", cache.stats());
+    assert_eq!(
+        cache.stats().evictions,
+        0,
+        "live entries were evicted while expired ones remained"
+    );
+}
+
+#[test]
+fn memcached_counters() {
+    let cache = Cache::new(100);
+    assert!(matches!(
+        cache.compare_and_swap(&1u8, cascache::Version::from_raw(7).unwrap(), 0),
+        Err(CasError::NotFound(0))
+    ));
+    let v = cache.insert(1u8, 1);
+    assert!(cache
+        .compare_and_swap(&1, cascache::Version::from_raw(v.get() + 1).unwrap(), 2)
+        .is_err());
+    assert!(cache.compare_and_swap(&1, v, 2).is_ok());
+    cache.get(&1);
+    cache.get(&2);
+    cache.insert(1, 3);
+    cache.delete(&1);
+    let stats = cache.stats();
+    assert_eq!(
+        (stats.cas_misses, stats.cas_badval, stats.cas_hits),
+        (1, 1, 1)
+    );
+    assert_eq!((stats.hits, stats.misses), (1, 1));
+    assert_eq!((stats.inserts, stats.updates, stats.removals), (1, 2, 1));
+}
+
+#[test]
+fn listener_may_call_the_cache_and_hears_every_cause() {
+    type Shared = Arc<Mutex<Option<std::sync::Weak<Cache<u64, u64>>>>>;
+    let causes = Arc::new(Mutex::new(Vec::new()));
+    let me: Shared = Arc::default();
+    let cache = {
+        let (causes, me) = (causes.clone(), me.clone());
+        Arc::new(
+            Cache::builder()
+                .max_capacity(2)
+                .shards(1)
+                .eviction_listener(move |k: &u64, _: &u64, cause| {
+                    causes.lock().unwrap().push(cause);
+                    // Calling back into the cache from the listener must not deadlock.
+                    let cache = me.lock().unwrap().as_ref().and_then(|weak| weak.upgrade());
+                    if let (Some(cache), true) = (cache, *k < 1_000) {
+                        let _ = cache.get(k);
+                        cache.insert(1_000 + k, 0);
+                    }
+                })
+                .build(),
+        )
+    };
+    *me.lock().unwrap() = Some(Arc::downgrade(&cache));
+    cache.insert(1, 1);
+    cache.insert(1, 2); // Replaced
+    cache.delete(&1); // Removed
+    cache.insert(2, 2);
+    cache.insert(3, 3);
+    cache.insert(4, 4); // Evicted (and the listener inserts more)
+    let causes = causes.lock().unwrap();
+    for cause in [
+        RemovalCause::Replaced,
+        RemovalCause::Removed,
+        RemovalCause::Evicted,
+    ] {
+        assert!(causes.contains(&cause), "{causes:?}");
+    }
+    assert!(cache.len() <= 2);
+}
+
+#[test]
+fn concurrent_loaders_for_one_key_run_once() {
+    let cache: Cache<&str, u64> = Cache::new(100);
+    let runs = AtomicUsize::new(0);
+    let barrier = Barrier::new(8);
+    let results: Vec<u64> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..8)
+            .map(|_| {
+                s.spawn(|| {
+                    barrier.wait();
+                    cache.get_or_insert_with("k", || {
+                        runs.fetch_add(1, Ordering::SeqCst);
+                        std::thread::sleep(Duration::from_millis(50));
+                        42
+                    })
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    assert_eq!(results, vec![42; 8]);
+    assert_eq!(runs.load(Ordering::SeqCst), 1);
+}
+
+#[test]
+fn a_panicking_loader_does_not_wedge_the_key() {
+    let cache: Cache<&str, u64> = Cache::new(100);
+    let first = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        cache.get_or_insert_with("k", || panic!("loader failed"))
+    }));
+    assert!(first.is_err());
+    assert_eq!(cache.get_or_insert_with("k", || 7), 7);
+}
+
+#[test]
+fn a_waiter_takes_over_when_the_loader_panics_and_errors_reach_every_waiter() {
+    let cache: Cache<&str, u64> = Cache::new(100);
+    let barrier = Barrier::new(4);
+    let errors = AtomicUsize::new(0);
+    std::thread::scope(|s| {
+        for _ in 0..4 {
+            s.spawn(|| {
+                barrier.wait();
+                let result = cache.try_get_or_insert_with("k", || {
+                    std::thread::sleep(Duration::from_millis(50));
+                    Err::<u64, _>("backend down")
+                });
+                assert_eq!(result.unwrap_err().as_ref(), &"backend down");
+                errors.fetch_add(1, Ordering::SeqCst);
+            });
+        }
+    });
+    assert_eq!(errors.load(Ordering::SeqCst), 4);
+    assert_eq!(cache.get(&"k"), None, "a failed load inserts nothing");
+}
+
+#[test]
+fn capacity_holds_under_two_threads_of_churn() {
+    let cache: Cache<u64, u64> = Cache::new(1_000);
+    let overshoot = AtomicUsize::new(0);
+    std::thread::scope(|s| {
+        for t in 0..2u64 {
+            let (cache, overshoot) = (&cache, &overshoot);
+            s.spawn(move || {
+                let mut x = t + 1;
+                for i in 0..200_000u64 {
+                    x ^= x << 13;
+                    x ^= x >> 7;
+                    x ^= x << 17;
+                    let key = x % 20_000;
+                    if cache.get(&key).is_none() {
+                        cache.insert(key, key);
+                    }
+                    if i % 1_000 == 0 {
+                        overshoot.fetch_max(cache.len().saturating_sub(1_000), Ordering::Relaxed);
+                    }
+                }
+            });
+        }
+    });
+    assert!(cache.len() <= 1_000, "len {} after churn", cache.len());
+    let overshoot = overshoot.load(Ordering::Relaxed);
+    eprintln!("max overshoot under 2 threads of churn: {overshoot} entries over 1,000");
+    assert!(overshoot <= 16, "overshoot {overshoot}");
+}
+
+#[test]
+fn every_value_is_dropped_once_with_eviction_and_expiry_on() {
+    static LIVE: AtomicUsize = AtomicUsize::new(0);
+    struct Tracked;
+    impl Tracked {
+        fn new() -> Self {
+            LIVE.fetch_add(1, Ordering::SeqCst);
+            Tracked
+        }
+    }
+    impl Drop for Tracked {
+        fn drop(&mut self) {
+            LIVE.fetch_sub(1, Ordering::SeqCst);
+        }
+    }
+    let clock = MockClock::new();
+    {
+        let cache: Cache<u64, Tracked> = Cache::builder()
+            .max_capacity(64)
+            .collector(Collector::new())
+            .clock(clock.clone())
+            .build();
+        std::thread::scope(|s| {
+            for t in 0..2u64 {
+                let (cache, clock) = (&cache, &clock);
+                s.spawn(move || {
+                    for i in 0..20_000u64 {
+                        let key = (i * 7 + t) % 200;
+                        match i % 5 {
+                            0 => drop(cache.insert_with_ttl(
+                                key,
+                                Tracked::new(),
+                                Duration::from_millis(3),
+                            )),
+                            1 => drop(cache.delete(&key)),
+                            2 => drop(cache.update(&key, |_| Some(Tracked::new()))),
+                            3 => clock.advance(Duration::from_millis(1)),
+                            _ => drop(cache.insert(key, Tracked::new())),
+                        }
+                    }
+                });
+            }
+        });
+        assert!(cache.len() <= 64);
+    }
+    assert_eq!(
+        LIVE.load(Ordering::SeqCst),
+        0,
+        "values leaked or dropped twice"
+    );
+}
