@@ -54,8 +54,9 @@
 //!
 //! Reads take no lock and write no shared memory: a hash, a probe of one-byte tags, and two
 //! pointer loads. A write to an existing key allocates one value node and makes one
-//! compare-and-swap. The table is open-addressed and grows incrementally: writers that meet a
-//! resize help copy chunks of it; readers never wait. Removed and replaced values are freed by
+//! compare-and-swap. The table is open-addressed and grows cooperatively: writers that need a
+//! slot while a resize runs copy chunks of it and wait for the copy to finish; readers and writes
+//! to existing keys never wait. Removed and replaced values are freed by
 //! epoch-based reclamation (crossbeam-epoch) once no reader can still see them.
 //!
 //! # memcached commands

@@ -26,7 +26,9 @@
 //!   operation the model drops the keys the cache no longer has (eviction as a spontaneous
 //!   delete), the `len` must still agree (so a key lost by a bug but still counted is caught) and
 //!   the weight must stay within the capacity.
-//! * Expiry is modelled exactly on the mock clock (a deadline is passed when `deadline <= now`);
+//! * Expiry is modelled exactly on the mock clock (a deadline is passed when `deadline <= now`):
+//!   `insert` / `add` start the given or the default time to live, conditional writes
+//!   (`replace`, `compare_and_swap`, `update`) keep the entry's deadline, `touch` sets a new one;
 //!   expired entries may still count in `len` until the cache finds them.
 //! * A colliding hasher (1–8 distinct hashes) drives long probe sequences and same-tag slots.
 
@@ -357,7 +359,17 @@ impl Model {
         }
     }
 
-    /// Records a successful store: the version must be fresh.
+    /// Records a successful conditional write (`replace`, `compare_and_swap`, `update`): like
+    /// memcached's `incr`, it keeps the entry's deadline.
+    fn rewritten(&mut self, key: &str, value: String, version: Version) {
+        let deadline = self.map.get(key).expect("rewrote a live key").deadline;
+        self.stored(key, value, version, None);
+        self.map.get_mut(key).expect("just stored").deadline = deadline;
+        self.expire();
+    }
+
+    /// Records a successful store: the version must be fresh. The deadline is `ttl`, else the
+    /// cache's default time to live.
     fn stored(&mut self, key: &str, value: String, version: Version, ttl: Option<Duration>) {
         assert_ne!(version.get(), 0, "version 0 returned");
         assert_eq!(Version::from_raw(version.get()), Some(version));
@@ -529,7 +541,7 @@ fn check_store(
                 );
                 model.cas.0 += 1;
             }
-            model.stored(key, val, version, None);
+            model.rewritten(key, val, version);
         }
         Err(err) => {
             let _ = err.to_string();
@@ -599,7 +611,7 @@ fn check_add(
 fn check_update(model: &mut Model, key: &str, f: UpdateFn, result: Option<Version>) {
     let next = model.value(key).and_then(|v| f.apply(v));
     match (result, next) {
-        (Some(version), Some(next)) => model.stored(key, next, version, None),
+        (Some(version), Some(next)) => model.rewritten(key, next, version),
         (None, None) => {}
         (result, next) => panic!("update on {key}: cache {result:?}, model {next:?}"),
     }

@@ -8,7 +8,9 @@
 //! * new entries go to a **small** queue (10% of the shard's capacity); a key whose hash is in
 //!   the **ghost** queue (recently evicted from small) goes straight to the **main** queue;
 //! * evicting from small: an entry accessed at least twice since insertion moves to main,
-//!   otherwise it is evicted and its hash remembered in the ghost queue;
+//!   otherwise it is evicted and its hash remembered in the ghost queue; while main holds less
+//!   than its share, every entry leaving small moves to main (so a loop larger than small can
+//!   still settle in main);
 //! * evicting from main: an entry with a non-zero count is re-queued with its count decremented
 //!   (CLOCK's second chance), otherwise it is evicted;
 //! * expired entries are evicted whenever the hand reaches them, whatever their count.
@@ -23,12 +25,11 @@ mod ghost;
 
 use crossbeam_epoch::Guard;
 use crossbeam_utils::CachePadded;
-use parking_lot::Mutex;
 use std::collections::VecDeque;
 
 use self::ghost::Ghost;
 use crate::raw::{Found, QueuedEntry, RawTable};
-use crate::sync::{AtomicI64, Ordering};
+use crate::sync::{AtomicI64, Mutex, Ordering};
 
 /// Why an entry left the cache, as told to the eviction listener.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -106,7 +107,7 @@ impl<K, V> Policy<K, V> {
     /// the capacity is large (small shards hurt the hit ratio).
     pub(crate) fn default_shards(capacity: u64) -> usize {
         #[cfg(loom)]
-        let threads = 1;
+        let threads: usize = 1;
         #[cfg(not(loom))]
         let threads = std::thread::available_parallelism().map_or(4, |n| n.get());
         let by_threads = (threads * 4).next_power_of_two();
@@ -218,11 +219,18 @@ impl<K, V> Queues<K, V> {
             now,
             guard,
         };
-        while shard.weight.load(Ordering::Acquire) > shard.capacity {
-            let small_target = shard.capacity as u64 * SMALL_PERCENT / 100;
+        let small_target = shard.capacity as u64 * SMALL_PERCENT / 100;
+        let main_share = shard.capacity as u64 - small_target;
+        loop {
+            let weight = shard.weight.load(Ordering::Acquire);
+            if weight <= shard.capacity {
+                return;
+            }
             let from_small = self.small_weight > small_target || self.main.is_empty();
             let evicted = if from_small {
-                self.evict_from_small(&hand, departed)
+                let main_weight = (weight as u64).saturating_sub(self.small_weight);
+                let main_room = main_share.saturating_sub(main_weight);
+                self.evict_from_small(&hand, small_target, main_room, departed)
             } else {
                 self.evict_from_main(&hand, departed)
             };
@@ -233,20 +241,29 @@ impl<K, V> Queues<K, V> {
         }
     }
 
-    /// Pops small until one entry is evicted (true) or small is empty (false). Entries accessed
-    /// at least twice since insertion are promoted to main instead.
+    /// Pops small until one entry is evicted (true), or small is back within `target` after a
+    /// promotion or empty (false). Entries accessed at least twice since insertion are promoted to
+    /// main instead of evicted; so is every entry while main has room below its share
+    /// (`main_room`), which keeps loops and scans larger than small from never reaching main.
     fn evict_from_small<'g>(
         &mut self,
         hand: &Hand<'_, 'g, K, V>,
+        target: u64,
+        mut main_room: u64,
         departed: &mut Vec<Departed<'g, K, V>>,
     ) -> bool {
         while let Some((queued, weight)) = self.small.pop_front() {
             self.small_weight -= u64::from(weight);
-            match hand.judge(&queued, 2) {
+            let keep_threshold = if main_room > 0 { 0 } else { 2 };
+            match hand.judge(&queued, keep_threshold) {
                 None => queued.release(hand.guard),
                 Some((_, Verdict::Keep)) => {
                     queued.set_frequency(0);
+                    main_room = main_room.saturating_sub(u64::from(weight));
                     self.main.push_back((queued, weight));
+                    if self.small_weight <= target {
+                        return false;
+                    }
                 }
                 Some((found, Verdict::Evict(cause))) => {
                     let hash = queued.hash();

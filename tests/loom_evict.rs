@@ -1,0 +1,185 @@
+//! loom models of eviction and expiry as participants in the CAS protocol: an evicted or expired
+//! entry is gone, and a CAS that returned `Ok` was applied to the live entry, even when it raced
+//! the eviction or the expiry of that entry.
+#![cfg(loom)]
+
+mod loom_support;
+
+use std::time::Duration;
+
+use cascache::{Cache, CasError, MockClock, RemovalCause};
+use crossbeam_epoch::Collector;
+use loom::sync::{Arc, Mutex};
+use loom::thread;
+use loom_support::{run_model, FixedHasher};
+
+type Evictions = Arc<Mutex<Vec<(u64, u64, RemovalCause)>>>;
+
+/// A cache holding one entry, recording what its listener hears.
+fn one_entry_cache(collector: &Collector) -> (Cache<u64, u64, FixedHasher>, Evictions) {
+    let heard: Evictions = Arc::new(Mutex::new(Vec::new()));
+    let sink = heard.clone();
+    let cache = Cache::builder()
+        .max_capacity(1)
+        .shards(1)
+        .hasher(FixedHasher::default())
+        .collector(collector.clone())
+        .eviction_listener(move |k: &u64, v: &u64, cause| {
+            sink.lock().unwrap().push((*k, *v, cause))
+        })
+        .build();
+    (cache, heard)
+}
+
+/// Evict vs CAS. Setup (cache of one entry): key 1 is inserted, then key 2, which S3-FIFO
+/// evicts at once (into the ghost queue), leaving key 1 alone in the main queue. Re-inserting key 2
+/// (a ghost hit: straight into main) then evicts key 1 while a CAS on key 1 races it. If the CAS
+/// says `Ok`, the eviction came after it and evicted the CAS's value; otherwise the CAS failed
+/// `NotFound` and the original value was evicted. Either way key 1 is gone.
+#[test]
+fn evict_vs_cas() {
+    run_model("evict_vs_cas", 2, || {
+        let collector = Collector::new();
+        let (cache, heard) = one_entry_cache(&collector);
+        let cache = Arc::new(cache);
+        let v1 = cache.insert(1, 10);
+        cache.insert(2, 20);
+        assert!(
+            cache.contains_key(&1) && !cache.contains_key(&2),
+            "setup: key 2 evicted first"
+        );
+        heard.lock().unwrap().clear();
+        let casser = {
+            let cache = cache.clone();
+            thread::spawn(move || cache.compare_and_swap(&1, v1, 11))
+        };
+        cache.insert(2, 21);
+        let cas = casser.join().unwrap();
+        let heard = heard.lock().unwrap().clone();
+        let evicted: Vec<_> = heard
+            .iter()
+            .filter(|e| e.2 == RemovalCause::Evicted)
+            .collect();
+        assert_eq!(evicted.len(), 1, "{heard:?}");
+        match cas {
+            Ok(version) => {
+                assert_eq!(
+                    evicted[0],
+                    &(1, 11, RemovalCause::Evicted),
+                    "acknowledged write not the one evicted"
+                );
+                assert!(heard.contains(&(1, 10, RemovalCause::Replaced)));
+                assert_eq!(
+                    cache.compare_and_swap(&1, version, 12),
+                    Err(CasError::NotFound(12))
+                );
+            }
+            Err(CasError::NotFound(11)) => assert_eq!(evicted[0], &(1, 10, RemovalCause::Evicted)),
+            Err(other) => panic!("unexpected {other:?}"),
+        }
+        assert_eq!(cache.get(&1), None);
+        assert_eq!(cache.get(&2), Some(21));
+        assert_eq!(cache.len(), 1);
+    });
+}
+
+/// Negative control: a CAS written as `gets` + `insert` races the eviction and can put key 1
+/// back after it was evicted, "succeeding" for a write that is not the one evicted.
+#[test]
+#[should_panic(expected = "acknowledged write not the one evicted")]
+fn negative_control_blind_write_vs_eviction() {
+    run_model("negative_blind_write_vs_eviction", 2, || {
+        let collector = Collector::new();
+        let (cache, heard) = one_entry_cache(&collector);
+        let cache = Arc::new(cache);
+        let v1 = cache.insert(1, 10);
+        cache.insert(2, 20);
+        heard.lock().unwrap().clear();
+        let writer = {
+            let cache = cache.clone();
+            thread::spawn(move || {
+                let seen = cache.pin().gets(&1).map(|(_, v)| v);
+                if seen == Some(v1) {
+                    cache.insert(1, 11);
+                    return true;
+                }
+                false
+            })
+        };
+        cache.insert(2, 21);
+        let wrote = writer.join().unwrap();
+        let heard = heard.lock().unwrap().clone();
+        if wrote {
+            let evicted_one = heard
+                .iter()
+                .any(|e| e.0 == 1 && e.2 == RemovalCause::Evicted);
+            assert!(
+                !evicted_one || heard.contains(&(1, 11, RemovalCause::Evicted)),
+                "acknowledged write not the one evicted"
+            );
+        }
+    });
+}
+
+/// Expiry vs CAS: the clock passes key 1's deadline while a CAS on it races. The CAS either lands
+/// before the deadline (and its value, which keeps the entry's time to live, expires with it) or
+/// fails `NotFound`; it never revives the key, and never reports `Mismatch`.
+#[test]
+fn expiry_vs_cas() {
+    run_model("expiry_vs_cas", 2, || {
+        let collector = Collector::new();
+        let clock = MockClock::new();
+        let cache: Cache<u64, u64, FixedHasher> = Cache::builder()
+            .hasher(FixedHasher::default())
+            .collector(collector.clone())
+            .clock(clock.clone())
+            .build();
+        let cache = Arc::new(cache);
+        let v1 = cache.insert_with_ttl(1, 10, Duration::from_secs(1));
+        let casser = {
+            let cache = cache.clone();
+            thread::spawn(move || cache.compare_and_swap(&1, v1, 11))
+        };
+        clock.advance(Duration::from_secs(1));
+        let cas = casser.join().unwrap();
+        assert!(
+            matches!(cas, Ok(_) | Err(CasError::NotFound(11))),
+            "{cas:?}"
+        );
+        assert_eq!(cache.get(&1), None, "an expired key came back");
+        let stale = cas.unwrap_or(v1);
+        assert_eq!(
+            cache.compare_and_swap(&1, stale, 12),
+            Err(CasError::NotFound(12))
+        );
+    });
+}
+
+/// Negative control: a CAS written as `gets` + `insert` resurrects a key that expired in between
+/// (the insert is a blind set with no time to live); loom must find that interleaving.
+#[test]
+#[should_panic(expected = "an expired key came back")]
+fn negative_control_blind_write_resurrects_an_expired_key() {
+    run_model("negative_blind_write_vs_expiry", 2, || {
+        let collector = Collector::new();
+        let clock = MockClock::new();
+        let cache: Cache<u64, u64, FixedHasher> = Cache::builder()
+            .hasher(FixedHasher::default())
+            .collector(collector.clone())
+            .clock(clock.clone())
+            .build();
+        let cache = Arc::new(cache);
+        let v1 = cache.insert_with_ttl(1, 10, Duration::from_secs(1));
+        let writer = {
+            let cache = cache.clone();
+            thread::spawn(move || {
+                if cache.gets(&1).map(|(_, v)| v) == Some(v1) {
+                    cache.insert(1, 11);
+                }
+            })
+        };
+        clock.advance(Duration::from_secs(1));
+        writer.join().unwrap();
+        assert_eq!(cache.get(&1), None, "an expired key came back");
+    });
+}
