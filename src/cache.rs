@@ -210,6 +210,14 @@ where
         )
     }
 
+    /// Gives a retried conditional write's node the deadline of the entry it now replaces.
+    fn keep_deadline(&self, node: &mut NewNode<V>, old: &Found<'_, K, V>, now: u64) {
+        node.set_deadlines(
+            old.expires_at(),
+            expiry::deadline(now, self.config.time_to_idle),
+        );
+    }
+
     /// Tells the listener and the statistics about entries that left the cache.
     fn depart(&self, departed: Vec<Departed<'_, K, V>>) {
         for Departed { entry, cause } in departed {
@@ -603,7 +611,10 @@ where
                 }
             }
             let new = match node.take() {
-                Some(node) => node,
+                Some(mut node) => {
+                    self.keep_deadline(&mut node, &found, now);
+                    node
+                }
                 None => {
                     let value = value.take().expect("the value is in one of them");
                     let weight = self.weigh(found.key(), &value);
@@ -720,6 +731,7 @@ where
             let node = match spare.take() {
                 Some(mut node) => {
                     node.set_value(value, weight);
+                    self.keep_deadline(&mut node, &found, now);
                     node
                 }
                 None => self.node_keeping_deadline(value, weight, &found, now),

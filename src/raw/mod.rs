@@ -96,6 +96,12 @@ impl<V> NewNode<V> {
         self.0.version
     }
 
+    /// Sets the deadlines (a retried conditional write takes those of the entry it now replaces).
+    pub(crate) fn set_deadlines(&mut self, expires_at: u64, idle_expires_at: u64) {
+        self.0.expires_at = AtomicU64::new(expires_at);
+        self.0.idle_expires_at = AtomicU64::new(idle_expires_at);
+    }
+
     /// Replaces the value and its weight (after a failed attempt computed from a stale read).
     pub(crate) fn set_value(&mut self, value: V, weight: u32) {
         self.0.value = value;

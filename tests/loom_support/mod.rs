@@ -36,6 +36,9 @@ where
     if builder.preemption_bound.is_none() {
         builder.preemption_bound = Some(bound);
     }
+    // Writers that meet a resize wait (yielding) for the other helpers' chunks; every yield is a
+    // branch, so the resize models need more than loom's default 1,000.
+    builder.max_branches = 20_000;
     let bound = builder.preemption_bound;
     builder.check(move || {
         RUNS.fetch_add(1, Ordering::Relaxed);
