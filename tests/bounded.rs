@@ -40,18 +40,25 @@ fn capacity_holds_once_writes_quiesce() {
 #[test]
 fn an_evicted_entry_is_gone_for_gets_and_cas() {
     let (cache, log) = logged(1);
-    let v1 = cache.insert(1, 10);
-    cache.insert(2, 20); // capacity 1: key 1 (never read) is evicted
-    assert_eq!(cache.gets(&1), None);
+    let versions = [cache.insert(1, 10), cache.insert(2, 20)];
+    // Capacity 1: one of the two was evicted (the policy chooses which).
+    let log = log.lock().unwrap().clone();
+    assert_eq!(log.len(), 1, "{log:?}");
+    let (evicted, value, cause) = log[0];
+    assert_eq!(cause, RemovalCause::Evicted);
+    assert_eq!(value, evicted * 10);
+    let version = versions[evicted as usize - 1];
+    assert_eq!(cache.gets(&evicted), None);
     assert_eq!(
-        cache.compare_and_swap(&1, v1, 11),
+        cache.compare_and_swap(&evicted, version, 11),
         Err(CasError::NotFound(11))
     );
+    let kept = 3 - evicted;
     assert_eq!(
-        log.lock().unwrap().as_slice(),
-        &[(1, 10, RemovalCause::Evicted)]
+        cache.gets(&kept),
+        Some((kept * 10, versions[kept as usize - 1]))
     );
-    assert_eq!(cache.get(&2), Some(20));
+    assert_eq!(cache.len(), 1);
 }
 
 #[test]
