@@ -63,8 +63,7 @@ const IDLE_GRANULARITY_MS: u64 = 1_000;
 /// assert_eq!(cache.get("hits"), Some(1));
 /// ```
 pub struct Cache<K, V, S = ahash::RandomState> {
-    // Field order matters: the policy lets go of its queued entries first, then the table frees
-    // what is left, and the collector (if the cache has its own) runs deferred destructions last.
+    // Field order matters: the table drops before the collector (see `Drop for Cache`).
     policy: Option<Policy<K, V>>,
     raw: RawTable<K, V>,
     hasher: S,
@@ -1217,6 +1216,16 @@ where
     pub(crate) fn is_live(&self, found: &Found<'_, K, V>) -> bool {
         let deadline_set = found.expires_at() != 0 || found.idle_expires_at() != 0;
         !(deadline_set && expiry::found_expired(found, self.now()))
+    }
+}
+
+impl<K, V, S> Drop for Cache<K, V, S> {
+    fn drop(&mut self) {
+        // The eviction queues let go of their entries first; the table then frees the rest, and
+        // the collector (if the cache has its own) runs deferred destructions last.
+        if let Some(mut policy) = self.policy.take() {
+            self.raw.release_queued(policy.drain());
+        }
     }
 }
 

@@ -186,21 +186,21 @@ impl<K, V> Policy<K, V> {
         total.max(0) as u64
     }
 
+    /// Takes every queued entry out of the queues (when the cache is dropped: the table then
+    /// releases the queues' shares).
+    pub(crate) fn drain(&mut self) -> Vec<QueuedEntry<K, V>> {
+        let mut entries = Vec::new();
+        for shard in self.shards.iter_mut() {
+            let queues = shard.queues.get_mut();
+            entries.extend(queues.small.drain(..).map(|(queued, _)| queued));
+            entries.extend(queues.main.drain(..).map(|(queued, _)| queued));
+        }
+        entries
+    }
+
     /// The capacity this policy enforces.
     pub(crate) fn capacity(&self) -> u64 {
         self.shards.iter().map(|s| s.capacity as u64).sum()
-    }
-}
-
-impl<K, V> Drop for Policy<K, V> {
-    fn drop(&mut self) {
-        for shard in self.shards.iter_mut() {
-            let queues = shard.queues.get_mut();
-            for (queued, _) in queues.small.drain(..).chain(queues.main.drain(..)) {
-                // SAFETY: the policy is dropped with its cache, so no other thread uses the cache.
-                unsafe { queued.release_exclusive() };
-            }
-        }
     }
 }
 

@@ -430,6 +430,17 @@ impl<K, V> RawTable<K, V> {
         }
     }
 
+    /// Releases eviction-queue shares while the cache is being dropped: `&mut self` proves no
+    /// other thread can reach the entries, so they are freed at once when the table has let go.
+    pub(crate) fn release_queued(&mut self, queued: Vec<QueuedEntry<K, V>>) {
+        // SAFETY: `&mut self`: no other thread uses the table or its entries, so destroying
+        // without waiting for a grace period is sound.
+        let guard = unsafe { epoch::unprotected() };
+        for entry in queued {
+            entry.release(guard);
+        }
+    }
+
     /// Iterates over live entries under `guard`.
     pub(crate) fn iter<'g>(&self, guard: &'g Guard) -> RawIter<'g, K, V>
     where

@@ -7,7 +7,7 @@ use std::ptr::NonNull;
 use crossbeam_epoch::{Guard, Shared};
 
 use super::entry::{Entry, Found, QUEUED, SEALED};
-use crate::sync::{epoch, Ordering};
+use crate::sync::Ordering;
 
 pub(crate) struct QueuedEntry<K, V> {
     entry: NonNull<Entry<K, V>>,
@@ -67,16 +67,5 @@ impl<K, V> QueuedEntry<K, V> {
         let entry = Shared::from(self.entry.as_ptr() as *const Entry<K, V>);
         // SAFETY: this handle owns the QUEUED share and is consumed.
         unsafe { super::release(entry, QUEUED, guard) };
-    }
-
-    /// [`release`](Self::release) while the cache is being dropped.
-    ///
-    /// # Safety
-    ///
-    /// No other thread may be using the cache.
-    pub(crate) unsafe fn release_exclusive(self) {
-        // SAFETY: no concurrent reader (the caller's contract): immediate destruction is sound.
-        let guard = unsafe { epoch::unprotected() };
-        self.release(guard);
     }
 }
