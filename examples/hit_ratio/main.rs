@@ -14,9 +14,10 @@
 //! * `zipf`: Zipf(0.99) over 1M keys, 10M requests, seed 42.
 //! * `<capacity>`: entries, the same for every cache.
 //! * `[threads]` (default 1): cascache, moka and quick_cache are driven by that many threads.
-//!   The trace is cut into chunks of 1024 consecutive requests and thread `i` replays chunks
-//!   `i, i + threads, i + 2 * threads, ...`, so every thread sees its part of the trace in order
-//!   and every request is counted once. The exact LRU always runs on 1 thread.
+//!   The threads take the trace in order from one shared cursor, a batch of 16 consecutive
+//!   requests at a time, so the cache sees the trace's order up to the requests in flight (a
+//!   fixed split would let one thread run ahead and replay a different workload), and every
+//!   request is counted once. The exact LRU always runs on 1 thread.
 //! * `--candidates`: also runs the single-threaded simulators of the candidate policies from
 //!   `docs/policy-research.md` (S3-FIFO variants, S3-TLFU, S3-TLFU-A, a W-TinyLFU reference).
 //!
@@ -278,24 +279,40 @@ fn ratio(hits: u64, total: usize) -> f64 {
     100.0 * hits as f64 / total.max(1) as f64
 }
 
-/// Replay `keys` against a concurrent cache from `threads` threads (interleaved chunks of
-/// `CHUNK` consecutive requests). Returns the hit ratio in percent.
+/// Requests a thread takes from the shared cursor at a time.
+const BATCH: usize = 16;
+
+/// Replay `keys` against a concurrent cache from `threads` threads taking batches of `BATCH`
+/// consecutive requests from one shared cursor. Returns the hit ratio in percent.
 fn run_shared(cache: &dyn Shared, keys: &[u64], threads: usize) -> f64 {
     let progress = Progress::new(cache.name(), keys.len());
     let progress = &progress;
+    let cursor = std::sync::atomic::AtomicUsize::new(0);
+    let cursor = &cursor;
     let hits: u64 = std::thread::scope(|s| {
         let workers: Vec<_> = (0..threads)
-            .map(|t| {
+            .map(|_| {
                 s.spawn(move || {
                     let mut hits = 0u64;
-                    for chunk in keys.chunks(CHUNK).skip(t).step_by(threads) {
-                        for &k in chunk {
+                    let mut done = 0;
+                    loop {
+                        let start = cursor.fetch_add(BATCH, std::sync::atomic::Ordering::Relaxed);
+                        if start >= keys.len() {
+                            break;
+                        }
+                        let batch = &keys[start..(start + BATCH).min(keys.len())];
+                        for &k in batch {
                             if cache.access(k) {
                                 hits += 1;
                             }
                         }
-                        progress.advance(chunk.len());
+                        done += batch.len();
+                        if done >= CHUNK {
+                            progress.advance(done);
+                            done = 0;
+                        }
                     }
+                    progress.advance(done);
                     hits
                 })
             })
