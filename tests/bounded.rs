@@ -428,3 +428,28 @@ fn every_value_is_dropped_once_with_eviction_and_expiry_on() {
         "values leaked or dropped twice"
     );
 }
+
+#[test]
+fn expired_entries_are_reclaimed_without_being_read_in_a_cache_below_capacity() {
+    let clock = MockClock::new();
+    let cache: Cache<u64, u64> = Cache::builder()
+        .max_capacity(10_000)
+        .clock(clock.clone())
+        .build();
+    for key in 0..100 {
+        cache.insert_with_ttl(key, key, Duration::from_secs(1));
+    }
+    clock.advance(Duration::from_secs(2));
+    assert_eq!(cache.len(), 100, "nothing reclaimed before any write");
+    // Writes of other keys sweep the queues; nobody reads the expired keys.
+    for key in 1_000..1_200 {
+        cache.insert(key, key);
+    }
+    assert_eq!(
+        cache.len(),
+        200,
+        "the 100 expired entries were reclaimed by the sweep"
+    );
+    assert_eq!(cache.stats().expirations, 100);
+    assert_eq!(cache.weighted_size().0, 200);
+}

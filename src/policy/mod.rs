@@ -70,6 +70,8 @@ struct Queues<K, V> {
     main: VecDeque<(QueuedEntry<K, V>, u32)>,
     small_weight: u64,
     ghost: Ghost,
+    /// Position of the expiry sweep over `small` then `main`.
+    sweep: usize,
 }
 
 /// What the hand does with the entry at the head of a queue.
@@ -96,6 +98,7 @@ impl<K, V> Policy<K, V> {
                             main: VecDeque::new(),
                             small_weight: 0,
                             ghost: Ghost::new(),
+                            sweep: 0,
                         }),
                     })
                 })
@@ -145,6 +148,7 @@ impl<K, V> Policy<K, V> {
             queues.small_weight += u64::from(weight);
             queues.small.push_back((queued, weight));
         }
+        queues.sweep_expired(shard, raw, now, guard, departed);
         queues.evict_while_over(shard, raw, now, guard, departed);
     }
 
@@ -204,7 +208,47 @@ impl<K, V> Policy<K, V> {
     }
 }
 
+/// Queue positions the expiry sweep looks at per admitted entry.
+const SWEEP_STEPS: usize = 2;
+
 impl<K, V> Queues<K, V> {
+    /// Looks at the next few queued entries, round robin, and removes those that have expired:
+    /// expired entries nobody reads are reclaimed (and stop counting toward the capacity) even
+    /// when the cache is not full and the eviction hand does not run. Their queue slots are
+    /// released when the hand reaches them.
+    fn sweep_expired<'g>(
+        &mut self,
+        shard: &Shard<K, V>,
+        raw: &RawTable<K, V>,
+        now: u64,
+        guard: &'g Guard,
+        departed: &mut Vec<Departed<'g, K, V>>,
+    ) {
+        let queued_len = self.small.len() + self.main.len();
+        if queued_len == 0 {
+            return;
+        }
+        let hand = Hand {
+            weight: &shard.weight,
+            raw,
+            now,
+            guard,
+        };
+        for _ in 0..SWEEP_STEPS.min(queued_len) {
+            self.sweep = (self.sweep + 1) % queued_len;
+            let (queued, _) = if self.sweep < self.small.len() {
+                &self.small[self.sweep]
+            } else {
+                &self.main[self.sweep - self.small.len()]
+            };
+            if let Some(found) = queued.current(guard) {
+                if crate::expiry::found_expired(&found, now) {
+                    hand.remove(&found, RemovalCause::Expired, departed);
+                }
+            }
+        }
+    }
+
     fn evict_while_over<'g>(
         &mut self,
         shard: &Shard<K, V>,
