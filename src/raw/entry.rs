@@ -31,6 +31,8 @@ pub(crate) const QUEUED: u8 = 2;
 
 /// The largest access count an entry records (S3-FIFO's 2-bit frequency).
 pub(crate) const MAX_FREQUENCY: u8 = 3;
+/// The largest number of hits an entry holds before the policy folds them into its sketch.
+pub(crate) const MAX_HITS: u8 = 15;
 
 /// One key's record in the table. Aligned to 8 so that slot pointers to it have the three tag
 /// bits the table uses (`FROZEN`, `TOMBSTONE`, `MOVED`) on every target, 32-bit ones included
@@ -43,7 +45,9 @@ pub(crate) struct Entry<K, V> {
     pub(crate) value: Atomic<ValueNode<V>>,
     /// [`LINKED`] and [`QUEUED`]: the references that keep the entry alive.
     pub(crate) owners: AtomicU8,
-    /// Accesses since the eviction hand last passed, saturating at [`MAX_FREQUENCY`].
+    /// The eviction policy's per-entry state, one byte: bits 0–1 count accesses since the hand
+    /// last passed (saturating at [`MAX_FREQUENCY`]), bits 2–5 count hits not yet folded into
+    /// the policy's frequency sketch (saturating at [`MAX_HITS`]).
     pub(crate) frequency: AtomicU8,
 }
 
@@ -160,14 +164,18 @@ impl<'g, K, V> Found<'g, K, V> {
             .store(deadline, Ordering::Relaxed);
     }
 
-    /// Records a hit for the eviction policy: one relaxed store, and none once the count is at
-    /// its maximum, so hot keys' readers do not keep writing the same cache line.
+    /// Records a hit for the eviction policy: one relaxed store, and none once both counts are at
+    /// their maximum, so hot keys' readers do not keep writing the same cache line.
     #[inline]
     pub(crate) fn record_access(&self) {
-        let frequency = &self.entry().frequency;
-        let current = frequency.load(Ordering::Relaxed);
-        if current < MAX_FREQUENCY {
-            frequency.store(current + 1, Ordering::Relaxed);
+        let state = &self.entry().frequency;
+        let current = state.load(Ordering::Relaxed);
+        let frequency = (current & 3).saturating_add(1).min(MAX_FREQUENCY);
+        let hits = (current >> 2).saturating_add(1).min(MAX_HITS);
+        let updated = frequency | hits << 2;
+        // Racing readers may lose an increment: harmless for a policy estimate.
+        if updated != current {
+            state.store(updated, Ordering::Relaxed);
         }
     }
 }

@@ -41,13 +41,32 @@ impl<K, V> QueuedEntry<K, V> {
         self.entry().hash
     }
 
-    /// Hits recorded since the hand last passed.
+    /// Accesses recorded since the hand last passed (0..=3).
     pub(crate) fn frequency(&self) -> u8 {
-        self.entry().frequency.load(Ordering::Relaxed)
+        self.entry().frequency.load(Ordering::Relaxed) & 3
     }
 
+    /// Sets the access count, keeping the unfolded hits. (A racing reader's increment may be
+    /// lost: harmless for a policy estimate.)
     pub(crate) fn set_frequency(&self, frequency: u8) {
-        self.entry().frequency.store(frequency, Ordering::Relaxed);
+        let state = &self.entry().frequency;
+        let current = state.load(Ordering::Relaxed);
+        state.store((current & !3) | (frequency & 3), Ordering::Relaxed);
+    }
+
+    /// Takes the hits not yet folded into the policy's sketch, resetting them.
+    pub(crate) fn take_hits(&self) -> u8 {
+        let state = &self.entry().frequency;
+        let current = state.load(Ordering::Relaxed);
+        if current >> 2 != 0 {
+            state.store(current & 3, Ordering::Relaxed);
+        }
+        current >> 2
+    }
+
+    /// The hits not yet folded into the policy's sketch.
+    pub(crate) fn hits(&self) -> u8 {
+        self.entry().frequency.load(Ordering::Relaxed) >> 2
     }
 
     /// The entry with its current value, or `None` once it has been removed.
