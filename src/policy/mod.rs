@@ -172,13 +172,7 @@ impl<K, V> Policy<K, V> {
     ) {
         let shard = self.shard(queued.hash());
         shard.weight.fetch_add(i64::from(weight), Ordering::AcqRel);
-        let hand = Hand {
-            weight: &shard.weight,
-            capacity: shard.capacity,
-            raw,
-            now,
-            guard,
-        };
+        let hand = shard.hand(raw, now, guard);
         let mut queues = shard.queues.lock();
         queues.climb(&hand);
         queues.sketch.increment(queued.hash());
@@ -210,13 +204,7 @@ impl<K, V> Policy<K, V> {
         let delta = i64::from(new) - i64::from(old);
         let total = shard.weight.fetch_add(delta, Ordering::AcqRel) + delta;
         if delta > 0 && total > shard.capacity {
-            let hand = Hand {
-                weight: &shard.weight,
-                capacity: shard.capacity,
-                raw,
-                now,
-                guard,
-            };
+            let hand = shard.hand(raw, now, guard);
             shard.queues.lock().evict_while_over(&hand, departed);
         }
     }
@@ -288,12 +276,7 @@ impl<K, V> Queues<K, V> {
 
     /// Folds an entry's hits into the sketch (and into the climber's hit-ratio estimate).
     fn fold(&mut self, queued: &QueuedEntry<K, V>) {
-        let hits = queued.take_hits();
-        for _ in 0..hits {
-            self.sketch.increment(queued.hash());
-        }
-        self.climber.hits += u64::from(hits);
-        self.climber.requests += u64::from(hits);
+        fold_hits(&mut self.sketch, &mut self.climber, queued);
     }
 
     /// Moves the cursor over the next queued entries: folds their hits, and removes expired ones
@@ -319,12 +302,7 @@ impl<K, V> Queues<K, V> {
             if crate::expiry::found_expired(&found, hand.now) {
                 hand.remove(&found, RemovalCause::Expired, departed);
             } else {
-                let (hits, hash) = (queued.take_hits(), queued.hash());
-                for _ in 0..hits {
-                    self.sketch.increment(hash);
-                }
-                self.climber.hits += u64::from(hits);
-                self.climber.requests += u64::from(hits);
+                fold_hits(&mut self.sketch, &mut self.climber, queued);
             }
         }
     }
@@ -462,6 +440,34 @@ impl<K, V> Queues<K, V> {
             }
         }
     }
+}
+
+impl<K, V> Shard<K, V> {
+    fn hand<'a, 'g>(
+        &'a self,
+        raw: &'a RawTable<K, V>,
+        now: u64,
+        guard: &'g Guard,
+    ) -> Hand<'a, 'g, K, V> {
+        Hand {
+            weight: &self.weight,
+            capacity: self.capacity,
+            raw,
+            now,
+            guard,
+        }
+    }
+}
+
+/// Folds an entry's hits into the sketch and into the climber's counts (a free function so that
+/// it can borrow those two apart from the queue the entry sits in).
+fn fold_hits<K, V>(sketch: &mut Sketch, climber: &mut Climber, queued: &QueuedEntry<K, V>) {
+    let hits = queued.take_hits();
+    for _ in 0..hits {
+        sketch.increment(queued.hash());
+    }
+    climber.hits += u64::from(hits);
+    climber.requests += u64::from(hits);
 }
 
 /// What the eviction hand works with.
