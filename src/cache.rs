@@ -1209,6 +1209,44 @@ where
         }
     }
 
+    /// Checks the cache's internal agreement (fuzzing builds only; call it while no other thread
+    /// uses the cache): the length counter matches the live entries, keys are unique, and in a
+    /// bounded cache every live entry is queued exactly once, each shard's weight is the sum of
+    /// its live values' weights and within its capacity, and the queues' own tallies add up.
+    ///
+    /// # Panics
+    ///
+    /// On the first disagreement, saying which.
+    #[cfg(fuzzing)]
+    #[doc(hidden)]
+    pub fn check_invariants(&self)
+    where
+        K: fmt::Debug,
+    {
+        let guard = self.guard();
+        let live: Vec<_> = self.raw.iter(&guard).collect();
+        assert_eq!(
+            live.len(),
+            self.raw.len(),
+            "length counter vs live entries in the table"
+        );
+        let mut keys = std::collections::HashSet::new();
+        for found in &live {
+            assert!(keys.insert(found.key() as *const K), "entry yielded twice");
+            let again = self
+                .raw
+                .find(found.entry_hash(), |k| k == found.key(), &guard);
+            assert!(
+                again.is_some(),
+                "live entry {:?} not found by its key",
+                found.key()
+            );
+        }
+        if let Some(policy) = &self.policy {
+            policy.check_invariants(live.len(), &guard);
+        }
+    }
+
     pub(crate) fn raw(&self) -> &RawTable<K, V> {
         &self.raw
     }

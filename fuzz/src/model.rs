@@ -687,6 +687,9 @@ fn drive<S: BuildHasher>(
     let _ = format!("{cache:?}");
     for op in ops.iter().take(MAX_OPS) {
         sync(model, cache, cache, log);
+        // The crate's internal agreement (queues vs table, weights, length): fuzzing builds only.
+        #[cfg(fuzzing)]
+        cache.check_invariants();
         match *op {
             Op::Insert(k, n) => {
                 let version = cache.insert(k.name(), value(n));

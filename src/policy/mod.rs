@@ -238,6 +238,53 @@ impl<K, V> Policy<K, V> {
         entries
     }
 
+    /// Checks the queues against the table (see `Cache::check_invariants`).
+    #[cfg(fuzzing)]
+    pub(crate) fn check_invariants(&self, live_in_table: usize, guard: &Guard) {
+        let mut live_queued = 0;
+        for (index, shard) in self.shards.iter().enumerate() {
+            let queues = shard.queues.lock();
+            let tally = |queue: &VecDeque<(QueuedEntry<K, V>, u32)>| -> u64 {
+                queue.iter().map(|(_, weight)| u64::from(*weight)).sum()
+            };
+            assert_eq!(
+                tally(&queues.small),
+                queues.small_weight,
+                "shard {index}: small queue tally"
+            );
+            assert_eq!(
+                tally(&queues.main),
+                queues.main_weight,
+                "shard {index}: main queue tally"
+            );
+            let mut weight = 0i64;
+            for (queued, _) in queues.small.iter().chain(queues.main.iter()) {
+                if let Some(found) = queued.current(guard) {
+                    live_queued += 1;
+                    weight += i64::from(found.weight());
+                    assert!(
+                        std::ptr::eq(self.shard(queued.hash()), &**shard),
+                        "shard {index}: an entry of another shard"
+                    );
+                }
+            }
+            let recorded = shard.weight.load(Ordering::Acquire);
+            assert_eq!(
+                weight, recorded,
+                "shard {index}: weight of live queued values vs counter"
+            );
+            assert!(
+                recorded <= shard.capacity,
+                "shard {index}: {recorded} over capacity {}",
+                shard.capacity
+            );
+        }
+        assert_eq!(
+            live_queued, live_in_table,
+            "live queued entries vs live table entries"
+        );
+    }
+
     /// The capacity this policy enforces.
     pub(crate) fn capacity(&self) -> u64 {
         self.shards.iter().map(|s| s.capacity as u64).sum()
