@@ -409,7 +409,7 @@ where
     ) -> Version {
         let hash = self.hash(&key);
         let now = self.now();
-        let mut node = self.new_node(&key, value, ttl, now);
+        let node = self.new_node(&key, value, ttl, now);
         let version = node.version();
         let weight = node.weight();
         let mut departed = Vec::new();
@@ -433,14 +433,42 @@ where
             self.stats.record(Stat::Eviction);
             return version;
         }
+        let stored = self.store_keyed(hash, key, node, false, now, guard, &mut departed);
+        debug_assert!(stored.is_ok(), "a set never finds the key occupied");
+        self.depart(departed);
+        version
+    }
+
+    /// The write loop of `insert` and `add`: stores `node` over the key's entry (live, or expired
+    /// when `if_absent`), or links a new entry for it. With `if_absent`, a live entry makes it
+    /// fail, handing the value back.
+    #[allow(clippy::too_many_arguments)]
+    fn store_keyed<'g>(
+        &self,
+        hash: u64,
+        key: K,
+        mut node: NewNode<V>,
+        if_absent: bool,
+        now: u64,
+        guard: &'g Guard,
+        departed: &mut Vec<Departed<'g, K, V>>,
+    ) -> Result<Version, Occupied<V>> {
+        let (version, weight) = (node.version(), node.weight());
         let mut key = key;
         let mut found = self.raw.find(hash, |k| *k == key, guard);
         loop {
             match found {
+                Some(live) if if_absent && !expiry::found_expired(&live, now) => {
+                    return Err(Occupied {
+                        current: live.version(),
+                        value: node.into_value(),
+                    });
+                }
+                // With `if_absent`, an expired entry counts as absent: store over it.
                 Some(existing) => match self.raw.replace_node(&existing, node, guard) {
                     Ok(()) => {
-                        self.replaced(hash, existing, weight, now, guard, &mut departed);
-                        break;
+                        self.replaced(hash, existing, weight, now, guard, departed);
+                        return Ok(version);
                     }
                     Err(back) => {
                         node = back;
@@ -451,9 +479,9 @@ where
                     Ok(queued) => {
                         self.stats.record(Stat::Insert);
                         if let (Some(policy), Some(queued)) = (&self.policy, queued) {
-                            policy.admit(queued, weight, &self.raw, now, guard, &mut departed);
+                            policy.admit(queued, weight, &self.raw, now, guard, departed);
                         }
-                        break;
+                        return Ok(version);
                     }
                     Err(rejected) => {
                         key = rejected.key;
@@ -463,8 +491,6 @@ where
                 },
             }
         }
-        self.depart(departed);
-        version
     }
 
     /// Stores `value` under `key`, replacing any value, and returns its new version.
@@ -505,47 +531,9 @@ where
     ) -> Result<Version, Occupied<V>> {
         let hash = self.hash(&key);
         let now = self.now();
-        let mut node = self.new_node(&key, value, ttl, now);
-        let version = node.version();
-        let weight = node.weight();
+        let node = self.new_node(&key, value, ttl, now);
         let mut departed = Vec::new();
-        let mut key = key;
-        let mut found = self.raw.find(hash, |k| *k == key, guard);
-        let result = loop {
-            match found {
-                Some(existing) if !expiry::found_expired(&existing, now) => {
-                    break Err(Occupied {
-                        current: existing.version(),
-                        value: node.into_value(),
-                    });
-                }
-                // An expired entry counts as absent: store over it.
-                Some(expired) => match self.raw.replace_node(&expired, node, guard) {
-                    Ok(()) => {
-                        self.replaced(hash, expired, weight, now, guard, &mut departed);
-                        break Ok(version);
-                    }
-                    Err(back) => {
-                        node = back;
-                        found = self.raw.find(hash, |k| *k == key, guard);
-                    }
-                },
-                None => match self.raw.link(hash, key, node, self.policy.is_some(), guard) {
-                    Ok(queued) => {
-                        self.stats.record(Stat::Insert);
-                        if let (Some(policy), Some(queued)) = (&self.policy, queued) {
-                            policy.admit(queued, weight, &self.raw, now, guard, &mut departed);
-                        }
-                        break Ok(version);
-                    }
-                    Err(rejected) => {
-                        key = rejected.key;
-                        node = rejected.node;
-                        found = Some(rejected.existing);
-                    }
-                },
-            }
-        };
+        let result = self.store_keyed(hash, key, node, true, now, guard, &mut departed);
         self.depart(departed);
         result
     }
@@ -786,21 +774,35 @@ where
             let found = self.raw.find(hash, &eq, guard)?;
             let expired = expiry::found_expired(&found, self.now());
             if self.raw.seal(&found, guard) {
-                if let Some(policy) = &self.policy {
-                    policy.forget(hash, found.weight());
-                }
-                let cause = if expired {
-                    RemovalCause::Expired
-                } else {
-                    cause
-                };
-                departed.push(Departed {
-                    entry: found,
-                    cause,
-                });
+                self.removed(
+                    found,
+                    if expired {
+                        RemovalCause::Expired
+                    } else {
+                        cause
+                    },
+                    departed,
+                );
                 return (!expired).then_some(found);
             }
         }
+    }
+
+    /// Accounts for an entry this thread sealed outside the eviction hand: its weight leaves the
+    /// policy's tally (its queue slot is dropped lazily) and it joins `departed`.
+    fn removed<'g>(
+        &self,
+        sealed: Found<'g, K, V>,
+        cause: RemovalCause,
+        departed: &mut Vec<Departed<'g, K, V>>,
+    ) {
+        if let Some(policy) = &self.policy {
+            policy.forget(sealed.entry_hash(), sealed.weight());
+        }
+        departed.push(Departed {
+            entry: sealed,
+            cause,
+        });
     }
 
     /// Removes the live entry of `key`, returning it (readable until `guard` drops).
@@ -883,13 +885,9 @@ where
                 });
             }
             if self.raw.seal(&found, guard) {
-                if let Some(policy) = &self.policy {
-                    policy.forget(hash, found.weight());
-                }
-                self.depart(vec![Departed {
-                    entry: found,
-                    cause: RemovalCause::Removed,
-                }]);
+                let mut departed = Vec::new();
+                self.removed(found, RemovalCause::Removed, &mut departed);
+                self.depart(departed);
                 return Ok(());
             }
         }
@@ -1166,18 +1164,12 @@ where
         let mut departed = Vec::new();
         for found in self.raw.iter(&guard) {
             if let Some(sealed) = self.raw.seal_current(&found, &guard) {
-                if let Some(policy) = &self.policy {
-                    policy.forget(sealed.entry_hash(), sealed.weight());
-                }
                 let cause = if expiry::found_expired(&sealed, now) {
                     RemovalCause::Expired
                 } else {
                     RemovalCause::Removed
                 };
-                departed.push(Departed {
-                    entry: sealed,
-                    cause,
-                });
+                self.removed(sealed, cause, &mut departed);
             }
         }
         self.depart(departed);
