@@ -31,6 +31,15 @@ fn one_entry_cache(collector: &Collector) -> (Cache<u64, u64, FixedHasher>, Evic
     (cache, heard)
 }
 
+/// An unbounded cache on a mock clock.
+fn clocked_cache(collector: &Collector, clock: &MockClock) -> Cache<u64, u64, FixedHasher> {
+    Cache::builder()
+        .hasher(FixedHasher::default())
+        .collector(collector.clone())
+        .clock(clock.clone())
+        .build()
+}
+
 /// Evict vs CAS. In a cache of one entry holding key 1 (never read), inserting key 2 evicts key 1
 /// while a CAS on key 1 races it. If the CAS says `Ok`, the eviction came after it and evicted
 /// the CAS's value; otherwise the CAS failed `NotFound` and the original value was evicted.
@@ -120,12 +129,7 @@ fn expiry_vs_cas() {
     run_model("expiry_vs_cas", 2, || {
         let collector = Collector::new();
         let clock = MockClock::new();
-        let cache: Cache<u64, u64, FixedHasher> = Cache::builder()
-            .hasher(FixedHasher::default())
-            .collector(collector.clone())
-            .clock(clock.clone())
-            .build();
-        let cache = Arc::new(cache);
+        let cache = Arc::new(clocked_cache(&collector, &clock));
         let v1 = cache.insert_with_ttl(1, 10, Duration::from_secs(1));
         let casser = {
             let cache = cache.clone();
@@ -154,12 +158,7 @@ fn negative_control_blind_write_resurrects_an_expired_key() {
     run_model("negative_blind_write_vs_expiry", 2, || {
         let collector = Collector::new();
         let clock = MockClock::new();
-        let cache: Cache<u64, u64, FixedHasher> = Cache::builder()
-            .hasher(FixedHasher::default())
-            .collector(collector.clone())
-            .clock(clock.clone())
-            .build();
-        let cache = Arc::new(cache);
+        let cache = Arc::new(clocked_cache(&collector, &clock));
         let v1 = cache.insert_with_ttl(1, 10, Duration::from_secs(1));
         let writer = {
             let cache = cache.clone();

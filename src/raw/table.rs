@@ -48,6 +48,27 @@ fn meta_tag(hash: u64) -> u8 {
     (hash >> 57) as u8 | 0x80
 }
 
+/// The entry `slot` points to (frozen or not), with its current value, if it holds the key of
+/// `hash` and has not been removed.
+fn live_entry_of<'g, K, V>(
+    slot: Shared<'g, Entry<K, V>>,
+    hash: u64,
+    eq: impl Fn(&K) -> bool,
+    guard: &'g Guard,
+) -> Option<Found<'g, K, V>> {
+    debug_assert!(!slot.is_null());
+    // SAFETY: a non-null slot points to an entry that is retired only after it is unlinked,
+    // through this guard's collector; the guard is held for 'g.
+    let entry = unsafe { slot.deref() };
+    if entry.hash != hash || !eq(&entry.key) {
+        return None;
+    }
+    let node = entry.value.load(Ordering::Acquire, guard);
+    // SAFETY: both pointers are non-null (an entry always has a node) and were loaded under
+    // `guard`.
+    (node.tag() & SEALED == 0).then(|| unsafe { Found::new(slot, node) })
+}
+
 /// What a probe for a key found in one table.
 pub(super) enum Lookup<'g, K, V> {
     Found(Found<'g, K, V>),
@@ -141,20 +162,10 @@ impl<K, V> Table<K, V> {
                         MOVED => moved = true,
                         _ => break,
                     }
-                } else {
-                    // SAFETY: a non-null slot points to an entry that is retired only after it is
-                    // unlinked, through this guard's collector; the guard is held for 'g.
-                    let entry = unsafe { slot.deref() };
-                    if entry.hash == hash && eq(&entry.key) {
-                        let node = entry.value.load(Ordering::Acquire, guard);
-                        if node.tag() & SEALED == 0 {
-                            // SAFETY: both pointers are non-null (an entry always has a node)
-                            // and were loaded under `guard`.
-                            return Lookup::Found(unsafe { Found::new(slot, node) });
-                        }
-                        // A dead entry of the key: a live one may follow (a re-insert).
-                    }
+                } else if let Some(found) = live_entry_of(slot, hash, &eq, guard) {
+                    return Lookup::Found(found);
                 }
+                // A dead entry of the key: a live one may follow (a re-insert).
             }
             index = (index + 1) & self.mask;
         }
@@ -190,16 +201,8 @@ impl<K, V> Table<K, V> {
                     }
                 } else if slot.tag() & FROZEN != 0 {
                     return Err(None);
-                } else {
-                    // SAFETY: as in `lookup`: a linked entry, protected by `guard`.
-                    let entry = unsafe { slot.deref() };
-                    if entry.hash == hash && eq(&entry.key) {
-                        let node = entry.value.load(Ordering::Acquire, guard);
-                        if node.tag() & SEALED == 0 {
-                            // SAFETY: non-null pointers loaded under `guard`.
-                            return Err(Some(unsafe { Found::new(slot, node) }));
-                        }
-                    }
+                } else if let Some(found) = live_entry_of(slot, hash, &eq, guard) {
+                    return Err(Some(found));
                 }
             }
             index = (index + 1) & self.mask;
