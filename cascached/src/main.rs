@@ -1,0 +1,4 @@
+fn main() {
+    eprintln!("cascached: not built yet");
+    std::process::exit(1);
+}
