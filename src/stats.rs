@@ -1,9 +1,7 @@
-//! Statistics cheap enough to leave on: striped counters, one cache line per stripe, summed when
-//! read.
+//! Statistics cheap enough to leave on: striped counters (one cache line per thread, written
+//! without an atomic read-modify-write: see `raw::counter`), summed when read.
 
-use crossbeam_utils::CachePadded;
-
-use crate::sync::{AtomicU64, Ordering};
+use crate::raw::Counters;
 
 /// A snapshot of a cache's counters since it was built ([`Cache::stats`](crate::Cache::stats)).
 ///
@@ -67,34 +65,25 @@ pub(crate) enum Stat {
 }
 
 const STATS: usize = 10;
-const STRIPES: usize = 8;
 
 pub(crate) struct Stats {
-    stripes: Box<[CachePadded<[AtomicU64; STATS]>]>,
+    counters: Counters<STATS>,
 }
 
 impl Stats {
     pub(crate) fn new() -> Self {
         Stats {
-            stripes: (0..STRIPES)
-                .map(|_| CachePadded::new(std::array::from_fn(|_| AtomicU64::new(0))))
-                .collect(),
+            counters: Counters::new(),
         }
     }
 
     #[inline]
     pub(crate) fn record(&self, stat: Stat) {
-        let stripe = &self.stripes[crate::raw::thread_stripe() & (STRIPES - 1)];
-        stripe[stat as usize].fetch_add(1, Ordering::Relaxed);
+        self.counters.increment(stat as usize);
     }
 
     pub(crate) fn snapshot(&self) -> CacheStats {
-        let sum = |stat: Stat| -> u64 {
-            self.stripes
-                .iter()
-                .map(|s| s[stat as usize].load(Ordering::Relaxed))
-                .sum()
-        };
+        let sum = |stat: Stat| -> u64 { self.counters.sum(stat as usize) };
         CacheStats {
             hits: sum(Stat::Hit),
             misses: sum(Stat::Miss),

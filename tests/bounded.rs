@@ -457,3 +457,39 @@ fn expired_entries_are_reclaimed_without_being_read_in_a_cache_below_capacity() 
     assert_eq!(cache.stats().expirations, 100);
     assert_eq!(cache.weighted_size().0, 200);
 }
+
+#[test]
+fn insert_remove_churn_below_capacity_does_not_pile_up_removed_entries() {
+    static LIVE_KEYS: AtomicUsize = AtomicUsize::new(0);
+    #[derive(PartialEq, Eq, Hash)]
+    struct TrackedKey(u64);
+    impl TrackedKey {
+        fn new(k: u64) -> Self {
+            LIVE_KEYS.fetch_add(1, Ordering::SeqCst);
+            TrackedKey(k)
+        }
+    }
+    impl Drop for TrackedKey {
+        fn drop(&mut self) {
+            LIVE_KEYS.fetch_sub(1, Ordering::SeqCst);
+        }
+    }
+    let cache: Cache<TrackedKey, u64> = Cache::builder()
+        .max_capacity(10_000)
+        .collector(Collector::new())
+        .build();
+    // Nothing is ever evicted (at most one entry is live), so only the compaction of removed
+    // entries' queue slots lets their keys go.
+    for k in 0..50_000 {
+        cache.insert(TrackedKey::new(k), k);
+        assert!(cache.delete(&TrackedKey(k)));
+        LIVE_KEYS.fetch_add(1, Ordering::SeqCst); // the probe key just dropped
+    }
+    let live = LIVE_KEYS.load(Ordering::SeqCst);
+    assert!(
+        live < 2_000,
+        "{live} removed keys still held (by queue slots or unreclaimed garbage)"
+    );
+    drop(cache);
+    assert_eq!(LIVE_KEYS.load(Ordering::SeqCst), 0);
+}

@@ -38,7 +38,7 @@ use std::collections::VecDeque;
 use self::ghost::Ghost;
 use self::sketch::Sketch;
 use crate::raw::{Found, QueuedEntry, RawTable};
-use crate::sync::{AtomicI64, Mutex, Ordering};
+use crate::sync::{AtomicI64, AtomicU64, Mutex, Ordering};
 
 /// Why an entry left the cache, as told to the eviction listener.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -84,6 +84,9 @@ struct Shard<K, V> {
     /// link or replace it undoes).
     weight: AtomicI64,
     capacity: i64,
+    /// Entries removed outside the hand since the queues were last compacted: their queue
+    /// slots stay until the hand reaches them, which a cache below capacity may never do.
+    stale_slots: AtomicU64,
     queues: Mutex<Queues<K, V>>,
 }
 
@@ -124,6 +127,7 @@ impl<K, V> Policy<K, V> {
                 .map(|i| {
                     CachePadded::new(Shard {
                         weight: AtomicI64::new(0),
+                        stale_slots: AtomicU64::new(0),
                         capacity: (per_shard + u64::from((i as u64) < remainder))
                             .min(i64::MAX as u64) as i64,
                         queues: Mutex::new(Queues::new(
@@ -174,6 +178,7 @@ impl<K, V> Policy<K, V> {
         shard.weight.fetch_add(i64::from(weight), Ordering::AcqRel);
         let hand = shard.hand(raw, now, guard);
         let mut queues = shard.queues.lock();
+        queues.drop_stale_slots(&shard.stale_slots, hand.guard);
         queues.climb(&hand);
         queues.sketch.increment(queued.hash());
         queues.advance_cursor(&hand, departed);
@@ -211,9 +216,9 @@ impl<K, V> Policy<K, V> {
 
     /// Accounts for an entry removed outside the policy (its queue slot is dropped lazily).
     pub(crate) fn forget(&self, hash: u64, weight: u32) {
-        self.shard(hash)
-            .weight
-            .fetch_sub(i64::from(weight), Ordering::AcqRel);
+        let shard = self.shard(hash);
+        shard.weight.fetch_sub(i64::from(weight), Ordering::AcqRel);
+        shard.stale_slots.fetch_add(1, Ordering::Relaxed);
     }
 
     /// Total weight of the live entries.
@@ -322,6 +327,20 @@ impl<K, V> Queues<K, V> {
     }
 
     /// Folds an entry's hits into the sketch (and into the climber's hit-ratio estimate).
+    /// Drops the queue slots of removed entries once they are half of the queued ones, so that
+    /// insert/remove churn below capacity cannot grow the queues without bound (amortised O(1):
+    /// a pass over n slots follows at least n/2 removals).
+    fn drop_stale_slots(&mut self, stale_slots: &AtomicU64, guard: &Guard) {
+        let queued = (self.small.len() + self.main.len()) as u64;
+        if queued < 64 || stale_slots.load(Ordering::Relaxed) * 2 < queued {
+            return;
+        }
+        stale_slots.store(0, Ordering::Relaxed);
+        self.small_weight -= retain_live(&mut self.small, guard);
+        self.main_weight -= retain_live(&mut self.main, guard);
+        self.cursor = 0;
+    }
+
     fn fold(&mut self, queued: &QueuedEntry<K, V>) {
         fold_hits(&mut self.sketch, &mut self.climber, queued);
     }
@@ -504,6 +523,22 @@ impl<K, V> Shard<K, V> {
             guard,
         }
     }
+}
+
+/// Keeps the queue slots of live entries, releasing the others; returns the weight released.
+fn retain_live<K, V>(queue: &mut VecDeque<(QueuedEntry<K, V>, u32)>, guard: &Guard) -> u64 {
+    let mut released = 0;
+    let mut live = VecDeque::with_capacity(queue.len());
+    for (queued, weight) in queue.drain(..) {
+        if queued.current(guard).is_some() {
+            live.push_back((queued, weight));
+        } else {
+            released += u64::from(weight);
+            queued.release(guard);
+        }
+    }
+    *queue = live;
+    released
 }
 
 /// Folds an entry's hits into the sketch and into the climber's counts (a free function so that

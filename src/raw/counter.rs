@@ -1,26 +1,82 @@
-//! A striped counter for the cache's length: each thread adds to its own cache line, so inserts
-//! and removals on different threads do not contend on one word. Reading sums the stripes; the
-//! sum is exact whenever writes have quiesced.
+//! Striped counters (the cache's length, its statistics) that cost a thread no atomic
+//! read-modify-write.
+//!
+//! Each thread that uses a cache takes a **stripe index** of its own from a process-wide pool
+//! (returned when the thread exits), and every counter has one cache line per index. A thread
+//! adds to its own line with a relaxed load and a relaxed store: no `lock`-prefixed instruction,
+//! which on x86 is a full barrier that would serialize the memory accesses of consecutive cache
+//! operations. The index is exclusively the thread's while it lives, so no increment is lost;
+//! the pool's lock orders a dead thread's last stores before the next owner's first load.
+//! Threads beyond [`OWNED`] live ones share one more line, with `fetch_add`. Reading sums the
+//! lines: exact whenever writes have quiesced.
 
 use crossbeam_utils::CachePadded;
 
-use crate::sync::{AtomicIsize, Ordering};
+use crate::sync::{AtomicIsize, AtomicU64, Ordering};
 
+/// Stripe indexes a thread can own; threads beyond share stripe `OWNED`.
+#[cfg(not(loom))]
+pub(crate) const OWNED: usize = 64;
+#[cfg(loom)]
+pub(crate) const OWNED: usize = 0;
+
+/// Stripes per counter: the owned ones and the shared one.
+pub(crate) const STRIPES: usize = OWNED + 1;
+
+/// This thread's stripe: `(index, owned)`.
+#[cfg(not(loom))]
+#[inline]
+pub(crate) fn thread_stripe() -> (usize, bool) {
+    use std::sync::Mutex;
+
+    /// Indexes released by threads that exited, and the next never-used one.
+    static POOL: Mutex<(Vec<usize>, usize)> = Mutex::new((Vec::new(), 0));
+
+    struct Owned(usize);
+    impl Owned {
+        fn take() -> Owned {
+            let mut pool = POOL.lock().unwrap_or_else(|e| e.into_inner());
+            if let Some(index) = pool.0.pop() {
+                return Owned(index);
+            }
+            let index = pool.1;
+            pool.1 = (index + 1).min(OWNED);
+            Owned(index)
+        }
+    }
+    impl Drop for Owned {
+        fn drop(&mut self) {
+            if self.0 < OWNED {
+                let mut pool = POOL.lock().unwrap_or_else(|e| e.into_inner());
+                pool.0.push(self.0);
+            }
+        }
+    }
+    thread_local! {
+        static STRIPE: Owned = Owned::take();
+    }
+    // A thread whose stripe was already released (a destructor running at thread exit) shares.
+    STRIPE
+        .try_with(|s| (s.0, s.0 < OWNED))
+        .unwrap_or((OWNED, false))
+}
+
+/// Under loom every thread shares the one stripe (with `fetch_add`).
+#[cfg(loom)]
+#[inline]
+pub(crate) fn thread_stripe() -> (usize, bool) {
+    (0, false)
+}
+
+/// A signed counter (the cache's length).
 pub(crate) struct Counter {
     stripes: Box<[CachePadded<AtomicIsize>]>,
 }
 
 impl Counter {
     pub(crate) fn new() -> Self {
-        #[cfg(loom)]
-        let count = 1;
-        #[cfg(not(loom))]
-        let count = std::thread::available_parallelism()
-            .map_or(4, |n| n.get())
-            .next_power_of_two()
-            .clamp(2, 64);
         Counter {
-            stripes: (0..count)
+            stripes: (0..STRIPES)
                 .map(|_| CachePadded::new(AtomicIsize::new(0)))
                 .collect(),
         }
@@ -28,8 +84,13 @@ impl Counter {
 
     #[inline]
     pub(crate) fn add(&self, delta: isize) {
-        let stripe = &self.stripes[thread_stripe() & (self.stripes.len() - 1)];
-        stripe.fetch_add(delta, Ordering::Relaxed);
+        let (index, owned) = thread_stripe();
+        let stripe = &self.stripes[index];
+        if owned {
+            stripe.store(stripe.load(Ordering::Relaxed) + delta, Ordering::Relaxed);
+        } else {
+            stripe.fetch_add(delta, Ordering::Relaxed);
+        }
     }
 
     pub(crate) fn sum(&self) -> usize {
@@ -38,18 +99,35 @@ impl Counter {
     }
 }
 
-#[cfg(loom)]
-pub(crate) fn thread_stripe() -> usize {
-    0
+/// `N` unsigned counters striped together (the cache's statistics).
+pub(crate) struct Counters<const N: usize> {
+    stripes: Box<[CachePadded<[AtomicU64; N]>]>,
 }
 
-/// A small per-thread number, handed out round-robin so threads spread over the stripes.
-#[cfg(not(loom))]
-pub(crate) fn thread_stripe() -> usize {
-    use std::sync::atomic::AtomicUsize;
-    static NEXT: AtomicUsize = AtomicUsize::new(0);
-    thread_local! {
-        static STRIPE: usize = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+impl<const N: usize> Counters<N> {
+    pub(crate) fn new() -> Self {
+        Counters {
+            stripes: (0..STRIPES)
+                .map(|_| CachePadded::new(std::array::from_fn(|_| AtomicU64::new(0))))
+                .collect(),
+        }
     }
-    STRIPE.with(|s| *s)
+
+    #[inline]
+    pub(crate) fn increment(&self, counter: usize) {
+        let (index, owned) = thread_stripe();
+        let cell = &self.stripes[index][counter];
+        if owned {
+            cell.store(cell.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
+        } else {
+            cell.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    pub(crate) fn sum(&self, counter: usize) -> u64 {
+        self.stripes
+            .iter()
+            .map(|s| s[counter].load(Ordering::Relaxed))
+            .sum()
+    }
 }

@@ -144,12 +144,6 @@ impl<'g, K, V> Found<'g, K, V> {
         self.node().expires_at.load(Ordering::Relaxed)
     }
 
-    /// Moves the expiry deadline of the value (memcached's touch: the version stays).
-    #[inline]
-    pub(crate) fn set_expires_at(&self, deadline: u64) {
-        self.node().expires_at.store(deadline, Ordering::Relaxed);
-    }
-
     /// The idle deadline of [`Found::value`] (0: never).
     #[inline]
     pub(crate) fn idle_expires_at(&self) -> u64 {

@@ -37,7 +37,7 @@
 //! were loaded with, so a freed and reused address can never make a stale CAS succeed.
 
 mod counter;
-pub(crate) use self::counter::thread_stripe;
+pub(crate) use self::counter::Counters;
 pub(crate) mod entry;
 mod iter;
 mod queued;
@@ -58,8 +58,10 @@ use crate::version::Version;
 const COPY_CHUNK: usize = 64;
 /// The smallest table.
 const MIN_TABLE_LEN: usize = 4;
-/// The largest table allocated up front; larger caches grow by resizing.
-const MAX_PRESIZED_LEN: usize = 1 << 20;
+/// The largest table allocated up front (36 MiB of slots and tags, for caches of up to ~3M
+/// entries); larger caches grow by resizing. At 1 << 20 a cache of 1M entries resized once while
+/// filling, and held the retired table (9 MiB) until reclamation caught up.
+const MAX_PRESIZED_LEN: usize = 1 << 22;
 
 /// The result of linking a new entry when the key turned out to be live already.
 pub(crate) struct Rejected<'g, K, V> {
@@ -332,7 +334,7 @@ impl<K, V> RawTable<K, V> {
                         )
                         .is_ok()
                     {
-                        table.add_tombstone();
+                        table.add_tombstone(index);
                         // SAFETY: the entry is in no slot of any table now (a copy moves it, so it
                         // was in exactly this one), so the table's share can go.
                         unsafe { release(entry, LINKED, guard) };

@@ -19,7 +19,10 @@
 //! dropped by the next resize). That is what makes a probe that stops at the first `EMPTY` slot
 //! correct without locks: a key is always stored before the first empty slot of its probe
 //! sequence, and a slot that was non-empty when a probe passed it can never later hold that key.
-//! For the same reason a metadata tag, once written, describes the slot for good.
+//! For the same reason a metadata tag, once written, describes the slot for good, until the slot
+//! becomes a tombstone, whose metadata is then [`META_TOMBSTONE`]: a tombstone holds no entry, and
+//! a slot never leaves the tombstone state except to become `MOVED`, which only matters to probes
+//! for the key whose live entry the slot held when it was copied (and that slot's byte is its tag).
 //!
 //! `FROZEN` and `MOVED` appear only once a successor table exists (`next`): the resize protocol
 //! is in the parent module.
@@ -41,6 +44,17 @@ pub(super) const MOVED: usize = 4;
 
 /// Metadata byte of a slot whose tag is not known yet (empty, or claimed a moment ago).
 const META_UNKNOWN: u8 = 0;
+/// Metadata byte of a tombstone (never a tag: tags have the high bit set). Probes skip it without
+/// loading the slot, and count it to notice runs of dead slots.
+const META_TOMBSTONE: u8 = 1;
+
+/// A link whose probe passed this many tombstones asks for a rehash instead: tombstones are never
+/// reused, so a key removed and re-inserted over and over (a hot key under insert/remove churn)
+/// leaves a run of them behind its home slot that every probe through it would walk, until the
+/// table reaches its fill limit. A rehash (same size when the table is mostly dead) drops them.
+/// Counting tombstones, not probe length, keeps a long run of live entries (a poor hasher) from
+/// triggering rehash after rehash.
+const DEAD_RUN_REHASH: usize = 1024;
 
 /// The metadata tag of a hash: its top 7 bits, with the high bit set so it is never 0.
 #[inline]
@@ -179,7 +193,8 @@ impl<K, V> Table<K, V> {
     /// Finds the first slot where `key` may be linked, or a live entry of it.
     ///
     /// Returns `Ok(index)` of an empty slot, `Err(Some(found))` for a live entry of the key, and
-    /// `Err(None)` when the table is being resized or full (the caller must move on).
+    /// `Err(None)` when the table is being resized, full, or wants a rehash (its probe passed
+    /// [`DEAD_RUN_REHASH`] tombstones): the caller must start a resize and move on.
     pub(super) fn find_slot<'g>(
         &self,
         hash: u64,
@@ -189,14 +204,19 @@ impl<K, V> Table<K, V> {
     ) -> Result<usize, Option<Found<'g, K, V>>> {
         let tag = meta_tag(hash);
         let mut index = start.unwrap_or_else(|| self.home(hash));
+        let mut dead = 0;
         for _ in 0..self.len() {
             let meta = self.meta[index].load(Ordering::Relaxed);
-            if meta == META_UNKNOWN || meta == tag {
+            if meta == META_TOMBSTONE {
+                dead += 1;
+            } else if meta == META_UNKNOWN || meta == tag {
                 let slot = self.slots[index].load(Ordering::Acquire, guard);
                 if slot.is_null() {
                     match slot.tag() {
-                        TOMBSTONE => {}
+                        TOMBSTONE => dead += 1,
                         MOVED => return Err(None),
+                        // A run of tombstones this long: rehash rather than lengthen it.
+                        _ if dead >= DEAD_RUN_REHASH => return Err(None),
                         _ => return Ok(index),
                     }
                 } else if slot.tag() & FROZEN != 0 {
@@ -259,7 +279,9 @@ impl<K, V> Table<K, V> {
         Ok(None)
     }
 
-    pub(super) fn add_tombstone(&self) {
+    /// Records that the slot at `index` was just turned into a tombstone by this thread.
+    pub(super) fn add_tombstone(&self, index: usize) {
+        self.meta[index].store(META_TOMBSTONE, Ordering::Relaxed);
         self.state.tombstones.fetch_add(1, Ordering::Relaxed);
     }
 
