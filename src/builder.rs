@@ -38,6 +38,7 @@ pub struct CacheBuilder<K, V, S = ahash::RandomState> {
     time_to_idle: Option<Duration>,
     clock: Option<SharedClock>,
     listener: Option<Listener<K, V>>,
+    ordered_versions: bool,
     _types: PhantomData<fn() -> (K, V)>,
 }
 
@@ -80,6 +81,7 @@ impl<K, V> CacheBuilder<K, V> {
             time_to_idle: None,
             clock: None,
             listener: None,
+            ordered_versions: false,
             _types: PhantomData,
         }
     }
@@ -160,6 +162,22 @@ impl<K, V, S> CacheBuilder<K, V, S> {
         self
     }
 
+    /// Versions that increase in the order writes are issued, across threads (memcached's cas
+    /// uniques, which its meta protocol compares: "invalidate if the supplied cas is older").
+    /// Costs one shared `fetch_add` per write; by default each thread draws versions from a
+    /// block of its own, and versions are only unique.
+    ///
+    /// ```
+    /// let cache = cascache::Cache::builder().ordered_versions().build();
+    /// let first = cache.insert("a", 1);
+    /// let second = std::thread::scope(|s| s.spawn(|| cache.insert("b", 2)).join().unwrap());
+    /// assert!(second > first);
+    /// ```
+    pub fn ordered_versions(mut self) -> Self {
+        self.ordered_versions = true;
+        self
+    }
+
     /// The clock expiry is measured with (default: monotonic time). See [`MockClock`](crate::MockClock).
     ///
     /// ```
@@ -235,6 +253,7 @@ impl<K, V, S> CacheBuilder<K, V, S> {
             time_to_idle: self.time_to_idle,
             clock: self.clock,
             listener: self.listener,
+            ordered_versions: self.ordered_versions,
             _types: PhantomData,
         }
     }
@@ -296,6 +315,7 @@ impl<K, V, S> CacheBuilder<K, V, S> {
                 .clock
                 .unwrap_or_else(|| Arc::new(MonotonicClock::new())),
             listener: self.listener,
+            ordered_versions: self.ordered_versions,
         };
         Ok(Cache::from_parts(
             self.max_capacity,
@@ -334,6 +354,7 @@ impl<K, V, S> fmt::Debug for CacheBuilder<K, V, S> {
             .field("time_to_idle", &self.time_to_idle)
             .field("weigher", &self.weigher.is_some())
             .field("collector", &self.collector.is_some())
+            .field("ordered_versions", &self.ordered_versions)
             .finish_non_exhaustive()
     }
 }

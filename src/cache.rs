@@ -18,7 +18,7 @@ use crate::pinned::Pinned;
 use crate::policy::{Departed, Policy, RemovalCause};
 use crate::raw::{Found, NewNode, OwnedIter, RawTable};
 use crate::stats::{CacheStats, Stat, Stats};
-use crate::version::{next_version, Version};
+use crate::version::{next_ordered_version, next_version, Version};
 
 /// Computes an entry's weight toward the capacity.
 pub(crate) type Weigher<K, V> = Box<dyn Fn(&K, &V) -> u32 + Send + Sync>;
@@ -32,6 +32,8 @@ pub(crate) struct Config<K, V> {
     pub(crate) time_to_idle: Option<Duration>,
     pub(crate) clock: SharedClock,
     pub(crate) listener: Option<Listener<K, V>>,
+    /// Versions from one shared counter, ordered across threads.
+    pub(crate) ordered_versions: bool,
 }
 
 /// A time to idle is extended by reads at most this often (per entry), so hot entries' readers
@@ -221,6 +223,14 @@ where
             .map_or(1, |weigh| weigh(key, value))
     }
 
+    fn next_version(&self) -> Version {
+        if self.config.ordered_versions {
+            next_ordered_version()
+        } else {
+            next_version()
+        }
+    }
+
     /// A new value node with its weight and deadlines.
     fn new_node(&self, key: &K, value: V, ttl: Option<Duration>, now: u64) -> NewNode<V> {
         let weight = self.weigh(key, &value);
@@ -230,7 +240,13 @@ where
     fn node_for(&self, value: V, weight: u32, ttl: Option<Duration>, now: u64) -> NewNode<V> {
         let expires_at = expiry::deadline(now, ttl.or(self.config.time_to_live));
         let idle_expires_at = expiry::deadline(now, self.config.time_to_idle);
-        NewNode::new(value, next_version(), weight, expires_at, idle_expires_at)
+        NewNode::new(
+            value,
+            self.next_version(),
+            weight,
+            expires_at,
+            idle_expires_at,
+        )
     }
 
     /// A node for a conditional write (`replace`, `compare_and_swap`, `update`): like memcached's
@@ -245,7 +261,7 @@ where
         let idle_expires_at = expiry::deadline(now, self.config.time_to_idle);
         NewNode::new(
             value,
-            next_version(),
+            self.next_version(),
             weight,
             old.expires_at(),
             idle_expires_at,
