@@ -1145,3 +1145,89 @@ fn gets_is_never_torn() {
 fn gets_is_never_torn_heavy() {
     gets_never_torn(2, 2, scaled(1_000_000, 10_000_000));
 }
+
+/// Runs `a` and `b` on two threads against each of `fixtures`, both starting every trial
+/// together (`a` after a skew of 0–31 pauses, varied from trial to trial).
+fn race_each<T: Sync>(fixtures: &[T], a: impl Fn(&T) + Sync, b: impl Fn(&T) + Sync) {
+    let arrived = AtomicUsize::new(0);
+    let run = |f: &(dyn Fn(&T) + Sync), skew: bool| {
+        for (i, fixture) in fixtures.iter().enumerate() {
+            arrived.fetch_add(1, Ordering::AcqRel);
+            while arrived.load(Ordering::Acquire) < 2 * (i + 1) {
+                std::hint::spin_loop();
+            }
+            for _ in 0..if skew { i % 32 } else { 0 } {
+                std::hint::spin_loop();
+            }
+            f(fixture);
+        }
+    };
+    thread::scope(|s| {
+        s.spawn(|| run(&a, true));
+        s.spawn(|| run(&b, false));
+    });
+}
+
+/// The expiry sweep (run by any insert) judged an entry's old value expired and then removed
+/// whatever value the entry held by then: an `add` that had just stored over the expired value
+/// returned Ok, and its value vanished. Found by the linearizability checker's TTL histories.
+#[test]
+fn a_value_stored_over_an_expired_one_survives_the_expiry_sweep() {
+    let _serial = serial();
+    let trials = scaled(2_000, 20_000) as usize;
+    let fixtures: Vec<(Cache<u64, u64>, cascache::MockClock)> = (0..trials)
+        .map(|_| {
+            let clock = cascache::MockClock::new();
+            let cache = Cache::builder()
+                .max_capacity(64)
+                .shards(1)
+                .clock(clock.clone())
+                .build();
+            cache.insert_with_ttl(0, 0, Duration::from_millis(1));
+            clock.advance(Duration::from_millis(1));
+            (cache, clock)
+        })
+        .collect();
+    race_each(
+        &fixtures,
+        |(cache, _)| assert!(cache.add(0, 7).is_ok(), "the old value had expired"),
+        |(cache, _)| {
+            cache.insert(1, 1); // a miss: the sweep visits key 0
+        },
+    );
+    let lost = fixtures
+        .iter()
+        .filter(|(cache, _)| cache.get(&0) != Some(7))
+        .count();
+    assert_eq!(
+        lost, 0,
+        "{lost} of {trials} acknowledged adds were swept away"
+    );
+}
+
+/// `touch` wrote its deadline into the value it found, and a conditional write that had copied
+/// the old deadline swapped in its node after: the touch was lost although it returned true.
+#[test]
+fn a_touch_is_not_lost_to_a_concurrent_update() {
+    let _serial = serial();
+    let trials = scaled(2_000, 20_000) as usize;
+    let fixtures: Vec<(Cache<u64, u64>, cascache::MockClock)> = (0..trials)
+        .map(|_| {
+            let clock = cascache::MockClock::new();
+            let cache = Cache::builder().clock(clock.clone()).build();
+            cache.insert_with_ttl(0, 0, Duration::from_millis(10));
+            (cache, clock)
+        })
+        .collect();
+    race_each(
+        &fixtures,
+        |(cache, _)| assert!(cache.touch(&0, None)), // never expire
+        |(cache, _)| assert!(cache.update(&0, |n| Some(n + 1)).is_some()),
+    );
+    // Whichever went first, the value left never expires.
+    let lost = fixtures
+        .iter()
+        .filter(|(cache, _)| cache.time_to_live(&0) != Some(None))
+        .count();
+    assert_eq!(lost, 0, "{lost} of {trials} touches were lost");
+}

@@ -366,7 +366,7 @@ impl<K, V> Queues<K, V> {
                 continue;
             };
             if crate::expiry::found_expired(&found, hand.now) {
-                hand.remove(&found, RemovalCause::Expired, departed);
+                hand.expire(&found, departed);
             } else {
                 fold_hits(&mut self.sketch, &mut self.climber, queued);
             }
@@ -468,8 +468,8 @@ impl<K, V> Queues<K, V> {
                     candidate.release(hand.guard);
                     continue;
                 };
-                if crate::expiry::found_expired(&found, hand.now) {
-                    hand.remove(&found, RemovalCause::Expired, departed);
+                // (If a write replaced the expired value meanwhile, the entry is a live candidate.)
+                if crate::expiry::found_expired(&found, hand.now) && hand.expire(&found, departed) {
                     candidate.release(hand.guard);
                     continue;
                 }
@@ -484,24 +484,25 @@ impl<K, V> Queues<K, V> {
                     self.main.push_back((candidate, weight));
                 } else {
                     self.ghost.insert(hash, Self::ghost_capacity(hand.capacity));
-                    hand.remove(&found, RemovalCause::Evicted, departed);
+                    hand.evict(&found, departed);
                     candidate.release(hand.guard);
                 }
             } else {
                 let Some(victim) = self.main_victim(hand) else {
                     continue;
                 };
-                let cause = if crate::expiry::found_expired(&victim, hand.now) {
-                    RemovalCause::Expired
+                if crate::expiry::found_expired(&victim, hand.now) {
+                    if !hand.expire(&victim, departed) {
+                        continue; // a write replaced the expired value: look at the head again
+                    }
                 } else {
-                    RemovalCause::Evicted
-                };
+                    hand.evict(&victim, departed);
+                }
                 let (entry, weight) = self
                     .main
                     .pop_front()
                     .expect("main_victim leaves its victim at the head");
                 self.main_weight -= u64::from(weight);
-                hand.remove(&victim, cause, departed);
                 entry.release(hand.guard);
             }
         }
@@ -562,25 +563,34 @@ struct Hand<'a, 'g, K, V> {
 }
 
 impl<'g, K, V> Hand<'_, 'g, K, V> {
-    /// Removes an entry, accounting for the exact weight of the value it sealed. False if
-    /// someone else removed it first.
-    fn remove(
+    /// Evicts an entry whatever value it holds by now (eviction chose the entry, not a value),
+    /// accounting for the exact weight of the value it sealed. False if someone else removed it
+    /// first.
+    fn evict(&self, found: &Found<'g, K, V>, departed: &mut Vec<Departed<'g, K, V>>) -> bool {
+        match self.raw.seal_current(found, self.guard) {
+            Some(sealed) => self.departs(sealed, RemovalCause::Evicted, departed),
+            None => false,
+        }
+    }
+
+    /// Removes an entry found expired, only if it still holds the value found expired: a write
+    /// that landed since stored a live value, which must stay. False if the entry changed.
+    fn expire(&self, found: &Found<'g, K, V>, departed: &mut Vec<Departed<'g, K, V>>) -> bool {
+        self.raw.seal(found, self.guard) && self.departs(*found, RemovalCause::Expired, departed)
+    }
+
+    fn departs(
         &self,
-        found: &Found<'g, K, V>,
+        sealed: Found<'g, K, V>,
         cause: RemovalCause,
         departed: &mut Vec<Departed<'g, K, V>>,
     ) -> bool {
-        match self.raw.seal_current(found, self.guard) {
-            Some(sealed) => {
-                self.weight
-                    .fetch_sub(i64::from(sealed.weight()), Ordering::AcqRel);
-                departed.push(Departed {
-                    entry: sealed,
-                    cause,
-                });
-                true
-            }
-            None => false,
-        }
+        self.weight
+            .fetch_sub(i64::from(sealed.weight()), Ordering::AcqRel);
+        departed.push(Departed {
+            entry: sealed,
+            cause,
+        });
+        true
     }
 }
