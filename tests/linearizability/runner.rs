@@ -873,41 +873,11 @@ pub fn run_histories(
 /// one core (a producer–consumer pair, as it sees them), where they take turns and their calls
 /// never overlap.
 mod affinity {
-    #[cfg(target_os = "linux")]
-    mod sys {
-        /// glibc's `cpu_set_t`: 1024 bits.
-        pub type CpuSet = [u64; 16];
-
-        extern "C" {
-            pub fn sched_getaffinity(pid: i32, size: usize, mask: *mut CpuSet) -> i32;
-            pub fn sched_setaffinity(pid: i32, size: usize, mask: *const CpuSet) -> i32;
-        }
-    }
-
     /// Pins the calling thread to the `n`th core the process may run on (modulo their number).
-    /// Best effort: on failure, or off Linux, the thread stays where it is.
-    #[cfg(target_os = "linux")]
+    /// Best effort: where the OS refuses, or with a single core, the thread stays where it is.
     pub fn pin(n: usize) {
-        use std::mem::size_of;
-        let mut allowed: sys::CpuSet = [0; 16];
-        // SAFETY: pid 0 is the calling thread; the kernel writes at most `size` bytes into
-        // `allowed`, which is that large.
-        if unsafe { sys::sched_getaffinity(0, size_of::<sys::CpuSet>(), &mut allowed) } != 0 {
-            return;
+        if let Some(cores) = core_affinity::get_core_ids().filter(|cores| cores.len() >= 2) {
+            core_affinity::set_for_current(cores[n % cores.len()]);
         }
-        let cpus: Vec<usize> = (0..1024)
-            .filter(|&c| allowed[c / 64] & (1 << (c % 64)) != 0)
-            .collect();
-        if cpus.len() < 2 {
-            return;
-        }
-        let cpu = cpus[n % cpus.len()];
-        let mut mask: sys::CpuSet = [0; 16];
-        mask[cpu / 64] = 1 << (cpu % 64);
-        // SAFETY: pid 0 is the calling thread; the kernel reads `size` bytes from `mask`.
-        unsafe { sys::sched_setaffinity(0, size_of::<sys::CpuSet>(), &mask) };
     }
-
-    #[cfg(not(target_os = "linux"))]
-    pub fn pin(_n: usize) {}
 }
