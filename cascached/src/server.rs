@@ -1,0 +1,494 @@
+//! Sockets and threads, shaped like memcached's: one thread accepts connections and hands each
+//! to a worker thread round-robin; a worker owns its connections for their whole life and runs
+//! one epoll loop (mio) over them. A readable connection is read, every complete request in the
+//! buffer runs ([`Session::handle`]), and all the replies go out in one `write`, so pipelined
+//! requests cost one read and one write per batch and a closed-loop client three syscalls per
+//! request (epoll_wait, read, write), as with memcached.
+//!
+//! mio is edge-triggered: a connection is read until `read` returns less than the buffer's free
+//! space (the socket is then drained; new data will raise a new edge) or `WouldBlock`. While
+//! replies cannot be written (the client does not read), the connection stops reading and
+//! waits for the writable edge, so a slow reader cannot grow the reply buffer.
+
+use std::io::{self, Read, Write};
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{self, Receiver, Sender};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use mio::net::{TcpListener, TcpStream};
+use mio::{Events, Interest, Poll, Token, Waker};
+
+use crate::config::Config;
+use crate::protocol::reply::TOO_MANY_CONNECTIONS;
+use crate::session::{Next, Session, Shared};
+use crate::stats::{Counter, Counters};
+
+/// The token of each poll's waker (connections and listeners use their index).
+const WAKE: Token = Token(usize::MAX);
+/// Bytes read per `read` call at least (a larger request grows the buffer).
+const READ_CHUNK: usize = 16 * 1024;
+/// A connection's buffers are shrunk back when idle if they grew past this.
+const IDLE_BUFFER_LIMIT: usize = 64 * 1024;
+/// Reads one connection may do per turn before the worker serves the others.
+const READS_PER_TURN: usize = 16;
+
+/// A running server.
+pub struct ServerHandle {
+    addrs: Vec<SocketAddr>,
+    shared: Arc<Shared>,
+    shutdown: Arc<AtomicBool>,
+    wakers: Vec<Arc<Waker>>,
+    threads: Vec<JoinHandle<()>>,
+}
+
+impl ServerHandle {
+    /// The first address listened on (with the real port when `-p 0` asked for any).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.addrs[0]
+    }
+
+    /// Every address listened on.
+    pub fn local_addrs(&self) -> &[SocketAddr] {
+        &self.addrs
+    }
+
+    /// The state the connections share (store, counters, options).
+    pub fn shared(&self) -> &Arc<Shared> {
+        &self.shared
+    }
+
+    /// Stops accepting, closes every connection and joins the threads.
+    pub fn shutdown(mut self) {
+        self.shutdown.store(true, Ordering::SeqCst);
+        for waker in &self.wakers {
+            let _ = waker.wake();
+        }
+        for thread in self.threads.drain(..) {
+            let _ = thread.join();
+        }
+    }
+
+    /// Serves until the process ends.
+    pub fn wait(mut self) {
+        for thread in self.threads.drain(..) {
+            let _ = thread.join();
+        }
+    }
+}
+
+/// Binds the listening sockets and starts the acceptor and `config.threads` workers.
+pub fn start(config: Config) -> io::Result<ServerHandle> {
+    let mut listeners = Vec::new();
+    for host in &config.listen {
+        for addr in (host.as_str(), config.port).to_socket_addrs()? {
+            listeners.push(TcpListener::bind(addr)?);
+        }
+    }
+    if listeners.is_empty() {
+        return Err(io::Error::new(
+            io::ErrorKind::AddrNotAvailable,
+            "no address to listen on",
+        ));
+    }
+    let addrs = listeners
+        .iter()
+        .map(TcpListener::local_addr)
+        .collect::<io::Result<Vec<_>>>()?;
+    let threads = config.threads;
+    let shared = Shared::new(config);
+    let shutdown = Arc::new(AtomicBool::new(false));
+    let mut wakers = Vec::new();
+    let mut handoffs = Vec::new();
+    let mut spawned = Vec::new();
+    for index in 0..threads {
+        let poll = Poll::new()?;
+        let waker = Arc::new(Waker::new(poll.registry(), WAKE)?);
+        let (sender, inbox) = mpsc::channel();
+        let mut worker = Worker {
+            poll,
+            inbox,
+            connections: Vec::new(),
+            free: Vec::new(),
+            ready: Vec::new(),
+            counters: shared.stats.new_block(),
+            shared: Arc::clone(&shared),
+            shutdown: Arc::clone(&shutdown),
+        };
+        spawned.push(
+            std::thread::Builder::new()
+                .name(format!("cascached-worker-{index}"))
+                .spawn(move || worker.run())?,
+        );
+        handoffs.push((sender, Arc::clone(&waker)));
+        wakers.push(waker);
+    }
+    let poll = Poll::new()?;
+    let waker = Arc::new(Waker::new(poll.registry(), WAKE)?);
+    wakers.push(Arc::clone(&waker));
+    let mut acceptor = Acceptor {
+        poll,
+        listeners,
+        workers: handoffs,
+        next_worker: 0,
+        shared: Arc::clone(&shared),
+        shutdown: Arc::clone(&shutdown),
+    };
+    spawned.push(
+        std::thread::Builder::new()
+            .name("cascached-acceptor".into())
+            .spawn(move || acceptor.run())?,
+    );
+    Ok(ServerHandle {
+        addrs,
+        shared,
+        shutdown,
+        wakers,
+        threads: spawned,
+    })
+}
+
+/// Accepts connections and deals them to the workers.
+struct Acceptor {
+    poll: Poll,
+    listeners: Vec<TcpListener>,
+    workers: Vec<(Sender<TcpStream>, Arc<Waker>)>,
+    next_worker: usize,
+    shared: Arc<Shared>,
+    shutdown: Arc<AtomicBool>,
+}
+
+impl Acceptor {
+    fn run(&mut self) {
+        for (index, listener) in self.listeners.iter_mut().enumerate() {
+            if let Err(error) =
+                self.poll
+                    .registry()
+                    .register(listener, Token(index), Interest::READABLE)
+            {
+                eprintln!("cascached: cannot watch the listening socket: {error}");
+                return;
+            }
+        }
+        let mut events = Events::with_capacity(64);
+        loop {
+            if let Err(error) = self.poll.poll(&mut events, None) {
+                if error.kind() == io::ErrorKind::Interrupted {
+                    continue;
+                }
+                eprintln!("cascached: acceptor poll failed: {error}");
+                return;
+            }
+            if self.shutdown.load(Ordering::SeqCst) {
+                return;
+            }
+            for event in &events {
+                if event.token() != WAKE {
+                    self.accept_all(event.token().0);
+                }
+            }
+        }
+    }
+
+    /// Accepts until the backlog is empty (the listener is edge-triggered too).
+    fn accept_all(&mut self, listener: usize) {
+        loop {
+            match self.listeners[listener].accept() {
+                Ok((stream, _)) => self.admit(stream),
+                Err(error) if error.kind() == io::ErrorKind::WouldBlock => return,
+                Err(error) if error.kind() == io::ErrorKind::Interrupted => {}
+                Err(error) => {
+                    // Out of file descriptors, most likely: wait for connections to close.
+                    eprintln!("cascached: accept failed: {error}");
+                    std::thread::sleep(Duration::from_millis(10));
+                }
+            }
+        }
+    }
+
+    fn admit(&mut self, mut stream: TcpStream) {
+        let stats = &self.shared.stats;
+        // Only this thread adds connections, so the check cannot race past the limit.
+        if stats.curr_connections.load(Ordering::SeqCst)
+            >= self.shared.config.max_connections as u64
+        {
+            stats.rejected_connections.fetch_add(1, Ordering::Relaxed);
+            let refusal = [TOO_MANY_CONNECTIONS.as_bytes(), b"\r\n"].concat();
+            let _ = stream.write(&refusal);
+            return;
+        }
+        let _ = stream.set_nodelay(true);
+        stats.curr_connections.fetch_add(1, Ordering::SeqCst);
+        stats.total_connections.fetch_add(1, Ordering::Relaxed);
+        let (sender, waker) = &self.workers[self.next_worker];
+        self.next_worker = (self.next_worker + 1) % self.workers.len();
+        if sender.send(stream).is_ok() {
+            let _ = waker.wake();
+        } else {
+            stats.curr_connections.fetch_sub(1, Ordering::SeqCst);
+        }
+    }
+}
+
+/// One event loop over the connections it was given.
+struct Worker {
+    poll: Poll,
+    inbox: Receiver<TcpStream>,
+    connections: Vec<Option<Connection>>,
+    free: Vec<usize>,
+    /// Connections that used their turn with input left to read.
+    ready: Vec<usize>,
+    counters: Arc<Counters>,
+    shared: Arc<Shared>,
+    shutdown: Arc<AtomicBool>,
+}
+
+impl Worker {
+    fn run(&mut self) {
+        let mut events = Events::with_capacity(256);
+        loop {
+            // With connections waiting for another turn, only look for new events.
+            let timeout = (!self.ready.is_empty()).then_some(Duration::ZERO);
+            if let Err(error) = self.poll.poll(&mut events, timeout) {
+                if error.kind() == io::ErrorKind::Interrupted {
+                    continue;
+                }
+                eprintln!("cascached: worker poll failed: {error}");
+                return;
+            }
+            for index in std::mem::take(&mut self.ready) {
+                self.serve(index, false);
+            }
+            for event in &events {
+                if event.token() == WAKE {
+                    if self.shutdown.load(Ordering::SeqCst) {
+                        return;
+                    }
+                    self.adopt_new_connections();
+                } else {
+                    // Errors and hang-ups surface as a failed read or write.
+                    let readable =
+                        event.is_readable() || event.is_read_closed() || event.is_error();
+                    self.serve(event.token().0, readable);
+                }
+            }
+        }
+    }
+
+    fn adopt_new_connections(&mut self) {
+        while let Ok(mut stream) = self.inbox.try_recv() {
+            let index = self.free.pop().unwrap_or_else(|| {
+                self.connections.push(None);
+                self.connections.len() - 1
+            });
+            let registered = self.poll.registry().register(
+                &mut stream,
+                Token(index),
+                Interest::READABLE | Interest::WRITABLE,
+            );
+            if registered.is_err() {
+                self.free.push(index);
+                self.shared
+                    .stats
+                    .curr_connections
+                    .fetch_sub(1, Ordering::SeqCst);
+                continue;
+            }
+            let session = Session::new(Arc::clone(&self.shared), Arc::clone(&self.counters));
+            self.connections[index] = Some(Connection::new(stream, session));
+        }
+    }
+
+    fn serve(&mut self, index: usize, readable: bool) {
+        let Some(connection) = self.connections.get_mut(index).and_then(Option::as_mut) else {
+            return;
+        };
+        match connection.serve(readable, &self.counters) {
+            Turn::Wait => {}
+            Turn::Again => self.ready.push(index),
+            Turn::Close => {
+                if let Some(mut connection) = self.connections[index].take() {
+                    let _ = self.poll.registry().deregister(&mut connection.stream);
+                }
+                self.ready.retain(|&ready| ready != index);
+                self.free.push(index);
+                self.shared
+                    .stats
+                    .curr_connections
+                    .fetch_sub(1, Ordering::SeqCst);
+            }
+        }
+    }
+}
+
+/// What a connection needs after its turn.
+enum Turn {
+    /// Nothing until the next readiness event.
+    Wait,
+    /// Another turn: it stopped with input left, to let the others run.
+    Again,
+    /// Close it.
+    Close,
+}
+
+/// Received bytes not yet handled: `bytes[start..end]`. The vector is kept initialized to its
+/// full length, so reading into it needs no zeroing.
+struct InputBuffer {
+    bytes: Vec<u8>,
+    start: usize,
+    end: usize,
+}
+
+impl InputBuffer {
+    fn pending(&self) -> &[u8] {
+        &self.bytes[self.start..self.end]
+    }
+
+    fn consume(&mut self, n: usize) {
+        self.start += n;
+        if self.start == self.end {
+            self.start = 0;
+            self.end = 0;
+            if self.bytes.len() > IDLE_BUFFER_LIMIT {
+                self.bytes.truncate(READ_CHUNK);
+                self.bytes.shrink_to_fit();
+            }
+        }
+    }
+
+    /// Room to read into: at least [`READ_CHUNK`] bytes, made by moving the pending bytes to the
+    /// front or by growing.
+    fn spare(&mut self) -> &mut [u8] {
+        if self.bytes.len() - self.end < READ_CHUNK {
+            if self.start > 0 {
+                self.bytes.copy_within(self.start..self.end, 0);
+                self.end -= self.start;
+                self.start = 0;
+            }
+            if self.bytes.len() - self.end < READ_CHUNK {
+                let grown = (self.bytes.len() * 2).max(self.end + READ_CHUNK);
+                self.bytes.resize(grown, 0);
+            }
+        }
+        &mut self.bytes[self.end..]
+    }
+}
+
+struct Connection {
+    stream: TcpStream,
+    session: Session,
+    input: InputBuffer,
+    output: Vec<u8>,
+    /// `output[sent..]` is still to be written.
+    sent: usize,
+    /// The socket may hold unread bytes (it has not been drained since the last edge).
+    readable: bool,
+    /// Complete requests remain in the input (handling paused to send replies first).
+    paused: bool,
+    /// `quit` was received: close once the replies are sent.
+    quitting: bool,
+}
+
+impl Connection {
+    fn new(stream: TcpStream, session: Session) -> Connection {
+        Connection {
+            stream,
+            session,
+            input: InputBuffer {
+                bytes: vec![0; READ_CHUNK],
+                start: 0,
+                end: 0,
+            },
+            output: Vec::new(),
+            sent: 0,
+            readable: true,
+            paused: false,
+            quitting: false,
+        }
+    }
+
+    /// Reads, handles and writes as far as the socket allows.
+    fn serve(&mut self, readable: bool, counters: &Counters) -> Turn {
+        self.readable |= readable;
+        let mut reads = 0;
+        loop {
+            match self.send(counters) {
+                Ok(true) => {}
+                Ok(false) => return Turn::Wait,
+                Err(_) => return Turn::Close,
+            }
+            if self.quitting {
+                return Turn::Close;
+            }
+            if self.paused {
+                if !self.handle() {
+                    return Turn::Close;
+                }
+                continue;
+            }
+            if !self.readable {
+                return Turn::Wait;
+            }
+            if reads == READS_PER_TURN {
+                return Turn::Again;
+            }
+            reads += 1;
+            let spare = self.input.spare();
+            let room = spare.len();
+            match self.stream.read(spare) {
+                Ok(0) => return Turn::Close,
+                Ok(n) => {
+                    counters.add(Counter::BytesRead, n as u64);
+                    self.input.end += n;
+                    // A short read drained the socket: wait for the next edge.
+                    self.readable = n == room;
+                    if !self.handle() {
+                        return Turn::Close;
+                    }
+                }
+                Err(error) if error.kind() == io::ErrorKind::WouldBlock => self.readable = false,
+                Err(error) if error.kind() == io::ErrorKind::Interrupted => {}
+                Err(_) => return Turn::Close,
+            }
+        }
+    }
+
+    /// Runs the buffered requests; false if the connection must close at once.
+    fn handle(&mut self) -> bool {
+        let progress = self.session.handle(self.input.pending(), &mut self.output);
+        self.input.consume(progress.consumed);
+        self.paused = progress.next == Next::Flush;
+        match progress.next {
+            Next::Read | Next::Flush => true,
+            Next::Quit => {
+                self.quitting = true;
+                true
+            }
+            Next::Close => false,
+        }
+    }
+
+    /// Writes pending replies: true when all are sent, false when the socket is full.
+    fn send(&mut self, counters: &Counters) -> io::Result<bool> {
+        while self.sent < self.output.len() {
+            match self.stream.write(&self.output[self.sent..]) {
+                Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+                Ok(n) => {
+                    counters.add(Counter::BytesWritten, n as u64);
+                    self.sent += n;
+                }
+                Err(error) if error.kind() == io::ErrorKind::WouldBlock => return Ok(false),
+                Err(error) if error.kind() == io::ErrorKind::Interrupted => {}
+                Err(error) => return Err(error),
+            }
+        }
+        self.output.clear();
+        self.sent = 0;
+        if self.output.capacity() > IDLE_BUFFER_LIMIT {
+            self.output.shrink_to(READ_CHUNK);
+        }
+        Ok(true)
+    }
+}

@@ -1,0 +1,207 @@
+#!/usr/bin/env bash
+# The proof with real clients that cascached is a memcached: every check in scripts/server/,
+# against memcached 1.6.18 as the reference, on loopback ports nobody else uses. Servers run in
+# the foreground of this script and are killed when it exits.
+#
+#   scripts/server/ci.sh                      # everything (a few minutes on 2 cores)
+#
+# Environment knobs:
+#   DIFF_COMMANDS=20000   differential run size      DIFF_CONNS=4   connections per server
+#   DIFF_SEED=1           the seed ("random" for a fresh one, printed)
+#   THROUGHPUT_ROUNDS=5 THROUGHPUT_SECS=2            THROUGHPUT_ASSERT=0.8 makes the ratio a gate
+#   SKIP_BUILD=1          use the binaries already built
+#   SKIP_INSTALL=1        do not run install-deps.sh
+#   CASCACHED=/usr/bin/memcached   test another binary instead (validates the harness: all pass)
+set -uo pipefail
+HERE="$(cd "$(dirname "$0")" && pwd)"
+ROOT="$(cd "$HERE/../.." && pwd)"
+cd "$ROOT"
+export PYTHONUNBUFFERED=1 PYTHONDONTWRITEBYTECODE=1
+
+DIFF_COMMANDS="${DIFF_COMMANDS:-20000}"
+DIFF_CONNS="${DIFF_CONNS:-4}"
+DIFF_SEED="${DIFF_SEED:-1}"
+[[ "$DIFF_SEED" == random ]] && DIFF_SEED=$((RANDOM * 32768 + RANDOM))
+THROUGHPUT_ROUNDS="${THROUGHPUT_ROUNDS:-5}"
+THROUGHPUT_SECS="${THROUGHPUT_SECS:-2}"
+TARGET="${CARGO_TARGET_DIR:-$ROOT/target}"
+CASCACHED="${CASCACHED:-$TARGET/release/cascached}"
+LOADGEN="$TARGET/server-loadgen/release/cascached-loadgen"
+WORK="$(mktemp -d /tmp/cascached-ci.XXXXXX)"
+T0=$(date +%s)
+
+PIDS=()
+cleanup() {
+    local pid
+    for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null; done
+    for pid in "${PIDS[@]}"; do wait "$pid" 2>/dev/null; done
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+step() { printf '\n--- %s (%s)\n' "$1" "$(date -u +%H:%M:%S)"; }
+free_port() { python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
+
+# start_server NAME BINARY MEM_MB: starts it on a free port; sets $PORT and $PID; 1 if it fails
+start_server() {
+    local name="$1" bin="$2" mem="$3" extra=()
+    [[ "$(basename "$bin")" == memcached* && "$(id -u)" == 0 ]] && extra=(-u root)
+    PORT="$(free_port)"
+    "$bin" -p "$PORT" -l 127.0.0.1 -U 0 -t 2 -m "$mem" "${extra[@]}" >"$WORK/$name.log" 2>&1 &
+    PID=$!
+    PIDS+=("$PID")
+    local i
+    for i in $(seq 100); do
+        if ! kill -0 "$PID" 2>/dev/null; then
+            echo "$name: exited at start: $(tail -5 "$WORK/$name.log")"
+            return 1
+        fi
+        if python3 -c "import socket,sys; socket.create_connection(('127.0.0.1', $PORT), 0.2)" 2>/dev/null; then
+            return 0
+        fi
+        sleep 0.1
+    done
+    echo "$name: not listening on $PORT after 10s"
+    return 1
+}
+
+RESULTS=()   # "name|PASS/FAIL/REPORT|figure"
+record() { RESULTS+=("$1|$2|$3"); }
+# run_proof NAME LOGFILE CMD...: runs it with a time limit, tees its output
+run_proof() {
+    local name="$1" log="$2"
+    shift 2
+    timeout 900 "$@" 2>&1 | tee "$log"
+    return "${PIPESTATUS[0]}"
+}
+alive() { # alive NAME PID: reports a crash
+    if ! kill -0 "$2" 2>/dev/null; then
+        echo "!!! $1 (pid $2) is gone: crashed or exited; last log lines:"
+        tail -20 "$WORK/$1.log"
+        record "$1 alive" FAIL "process exited during the proofs"
+        return 1
+    fi
+}
+
+if [[ -z "${SKIP_INSTALL:-}" ]]; then
+    step "install-deps"
+    bash "$HERE/install-deps.sh" || { echo "install-deps failed"; exit 1; }
+fi
+
+step "build cascached (release) and the load generator"
+CC_BUILT=1
+if [[ -z "${SKIP_BUILD:-}" ]]; then
+    [[ "$CASCACHED" == "$TARGET/release/cascached" ]] && { cargo build --release -p cascached 2>&1 | tail -3; }
+    cargo build --release --manifest-path "$HERE/loadgen/Cargo.toml" --target-dir "$TARGET/server-loadgen" 2>&1 | tail -1
+fi
+[[ -x "$CASCACHED" ]] || { echo "no $CASCACHED"; CC_BUILT=0; }
+
+step "start servers"
+start_server memcached /usr/bin/memcached 64 && MC_PORT=$PORT && MC_PID=$PID || exit 1
+start_server memcached-diff /usr/bin/memcached 1024 && MCD_PORT=$PORT || exit 1
+start_server memcached-diff2 /usr/bin/memcached 1024 && MCD2_PORT=$PORT || exit 1
+CC_UP=0
+if ((CC_BUILT)) && start_server cascached "$CASCACHED" 64; then
+    CC_PORT=$PORT CC_PID=$PID
+    if start_server cascached-diff "$CASCACHED" 1024; then
+        CCD_PORT=$PORT CCD_PID=$PID CC_UP=1
+    fi
+fi
+echo "memcached $MC_PORT, memcached (differential) $MCD_PORT + $MCD2_PORT; cascached: $( ((CC_UP)) && echo "$CC_PORT, differential $CCD_PORT" || echo "NOT RUNNING")"
+((CC_UP)) || record "cascached starts" FAIL "$CASCACHED -p PORT -l 127.0.0.1 -t 2 -m 64 did not serve"
+
+figure() { grep -m1 "$1" "$2" 2>/dev/null | sed 's/^ *//' | cut -c1-220; }
+
+# a. the founding example's loop
+step "a. founding CAS loop, pymemcache, 4 processes x 500 increments"
+run_proof seed-mc "$WORK/a-mc.out" python3 "$HERE/seed_loop.py" --port "$MC_PORT" \
+    || record "seed loop on memcached (harness check)" FAIL "$(figure 'seed' "$WORK/a-mc.out")"
+if ((CC_UP)); then
+    if run_proof seed-cc "$WORK/a-cc.out" python3 "$HERE/seed_loop.py" --port "$CC_PORT"; then
+        record "a. seed loop" PASS "$(figure 'seed loop:' "$WORK/a-cc.out")"
+    else
+        record "a. seed loop" FAIL "$(figure 'seed' "$WORK/a-cc.out")"
+    fi
+    alive cascached "$CC_PID"
+else
+    record "a. seed loop" FAIL "cascached not running"
+fi
+
+# b. memccapable
+step "b. memccapable -a (libmemcached conformance, ASCII)"
+run_proof mcap-mc "$WORK/b-mc.out" python3 "$HERE/memccapable.py" --port "$MC_PORT" --name memcached \
+    || record "memccapable on memcached (harness check)" FAIL "$(figure 'memccapable' "$WORK/b-mc.out")"
+if ((CC_UP)); then
+    if run_proof mcap-cc "$WORK/b-cc.out" python3 "$HERE/memccapable.py" --port "$CC_PORT" --name cascached; then
+        record "b. memccapable" PASS "$(figure 'memccapable (' "$WORK/b-cc.out")"
+    else
+        record "b. memccapable" FAIL "$(figure 'memccapable (' "$WORK/b-cc.out")"
+    fi
+    alive cascached "$CC_PID"
+else
+    record "b. memccapable" FAIL "cascached not running"
+fi
+
+# c. differential
+step "c0. differential harness self-check: memcached vs memcached (uniques offset)"
+if run_proof diff-self "$WORK/c0.out" python3 "$HERE/differential.py" --ref-port "$MCD_PORT" \
+    --test-port "$MCD2_PORT" --names memcached,memcached-2 --perturb 17 --tolerate-both \
+    --commands "$DIFF_COMMANDS" --conns "$DIFF_CONNS" --seed "$DIFF_SEED"; then
+    record "c0. differential self-check" PASS "$(figure '^differential:' "$WORK/c0.out")"
+else
+    record "c0. differential self-check" FAIL "$(figure '^differential:' "$WORK/c0.out")"
+fi
+step "c. differential: memcached 1.6.18 vs cascached"
+if ((CC_UP)); then
+    if run_proof diff "$WORK/c.out" python3 "$HERE/differential.py" --ref-port "$MCD_PORT" \
+        --test-port "$CCD_PORT" --commands "$DIFF_COMMANDS" --conns "$DIFF_CONNS" --seed "$DIFF_SEED"; then
+        record "c. differential" PASS "$(figure '^differential:' "$WORK/c.out")"
+    else
+        record "c. differential" FAIL "$(figure '^differential:' "$WORK/c.out")"
+    fi
+    alive cascached-diff "$CCD_PID"
+else
+    record "c. differential" FAIL "cascached not running"
+fi
+
+# d. HashClient over 3 instances
+step "d. pymemcache HashClient over 3 cascached instances, one stopped"
+if ((CC_BUILT)); then
+    if run_proof hash "$WORK/d.out" python3 "$HERE/hashclient.py" --bin "$CASCACHED"; then
+        record "d. HashClient" PASS "$(figure 'keys over 3' "$WORK/d.out"); $(figure 'after failover' "$WORK/d.out")"
+    else
+        record "d. HashClient" FAIL "$( (grep -m1 'FAIL' "$WORK/d.out" || tail -1 "$WORK/d.out") | cut -c1-200)"
+    fi
+else
+    record "d. HashClient" FAIL "cascached not built"
+fi
+
+# e. throughput
+step "e. throughput vs memcached (interleaved rounds)"
+if ((CC_UP)); then
+    ASSERT=()
+    [[ -n "${THROUGHPUT_ASSERT:-}" ]] && ASSERT=(--assert-ratio "$THROUGHPUT_ASSERT")
+    if run_proof tput "$WORK/e.out" python3 "$HERE/throughput.py" --ref-port "$MC_PORT" --test-port "$CC_PORT" \
+        --rounds "$THROUGHPUT_ROUNDS" --secs "$THROUGHPUT_SECS" --loadgen "$LOADGEN" "${ASSERT[@]}"; then
+        record "e. throughput get90" REPORT "$(figure '  get90' "$WORK/e.out")"
+        record "e. throughput cas" REPORT "$(figure '  cas ' "$WORK/e.out")"
+    elif [[ -n "${THROUGHPUT_ASSERT:-}" ]]; then
+        record "e. throughput" FAIL "$(tail -3 "$WORK/e.out" | tr '\n' ' ' | cut -c1-300)"
+    else
+        record "e. throughput" REPORT "run failed (not gating): $(tail -2 "$WORK/e.out" | tr '\n' ' ' | cut -c1-200)"
+    fi
+    alive cascached "$CC_PID"
+else
+    record "e. throughput" REPORT "cascached not running"
+fi
+
+step "summary ($(($(date +%s) - T0))s)"
+pass=0 fail=0
+for r in "${RESULTS[@]}"; do
+    IFS='|' read -r name status fig <<<"$r"
+    printf '%-42s %-6s %s\n' "$name" "$status" "$fig"
+    case "$status" in PASS) pass=$((pass + 1)) ;; FAIL) fail=$((fail + 1)) ;; esac
+done
+echo "logs: $WORK"
+echo "server proofs: $pass passed, $fail failed"
+((fail == 0))
