@@ -274,6 +274,8 @@ impl Store {
             .weigher(|key: &Key, item: &Item| {
                 (key.len() + item.data.len() + ITEM_OVERHEAD).min(u32::MAX as usize) as u32
             })
+            // CAS uniques in issue order, so `ms … C<cas> I` compares them like memcached.
+            .ordered_versions()
             .build();
         Store {
             cache,
@@ -333,8 +335,8 @@ impl Store {
 
     /// `cas`: stores if the live item's unique is `unique`. With `allow_stale` (meta `I`), an
     /// older unique stores too, but as a stale item that keeps the current deadline and win
-    /// token (versions are compared as numbers: issued in increasing blocks per thread, they
-    /// order writes closely but not exactly across server threads).
+    /// token (versions come from one shared counter, so they order writes as memcached's
+    /// uniques do). A unique of 0 never matches, stale or not (memcached: `EX`).
     pub fn compare_and_swap(
         &self,
         key: &[u8],
@@ -346,7 +348,7 @@ impl Store {
         let written = self.write_loop(key, now, |current| match current {
             None => Step::Done(WriteOutcome::NotFound),
             Some((_, version)) if version.get() == unique => Step::Write(make(), ()),
-            Some((old, version)) if allow_stale && unique < version.get() => {
+            Some((old, version)) if allow_stale && unique != 0 && unique < version.get() => {
                 let item = make();
                 item.set_deadline(old.deadline());
                 let token = old.state.load(Ordering::Relaxed) & TOKEN_SENT;
@@ -361,8 +363,9 @@ impl Store {
         }
     }
 
-    /// `append`/`prepend` (meta: with an optional CAS check): the item keeps its flags and
-    /// deadline. `NotStored` if missing, or if the result would be over `max_data_len`.
+    /// `append`/`prepend` (meta: with an optional CAS check, where 0 checks nothing, as in
+    /// memcached): the item keeps its flags and deadline. `NotStored` if missing, or if the
+    /// result would be over `max_data_len`.
     pub fn concat(
         &self,
         key: &[u8],
@@ -376,7 +379,7 @@ impl Store {
             let Some((old, version)) = current else {
                 return Step::Done(WriteOutcome::NotStored);
             };
-            if compare.is_some_and(|unique| unique != version.get()) {
+            if compare.is_some_and(|unique| unique != 0 && unique != version.get()) {
                 return Step::Done(WriteOutcome::Exists);
             }
             let len = old.data.len() + data.len();
@@ -401,7 +404,8 @@ impl Store {
 
     /// `incr`/`decr`: the value must be a decimal u64; incr wraps at 2^64, decr stops at 0. A
     /// result no longer than the old value is space-padded to its length, as memcached rewrites
-    /// in place. `new_deadline` replaces the deadline (meta `T`).
+    /// in place. `new_deadline` replaces the deadline (meta `T`). As in memcached, an empty
+    /// value is non-numeric before the CAS is checked, and a CAS of 0 checks nothing.
     pub fn arithmetic(
         &self,
         key: &[u8],
@@ -415,15 +419,13 @@ impl Store {
             let Some((old, version)) = current else {
                 return Step::Done(ArithmeticOutcome::NotFound);
             };
-            if compare.is_some_and(|unique| unique != version.get()) {
+            if old.data.is_empty() {
+                return Step::Done(ArithmeticOutcome::NonNumeric);
+            }
+            if compare.is_some_and(|unique| unique != 0 && unique != version.get()) {
                 return Step::Done(ArithmeticOutcome::Exists);
             }
-            let number = if old.data.is_empty() {
-                None
-            } else {
-                crate::protocol::number::parse_u64(&old.data)
-            };
-            let Some(number) = number else {
+            let Some(number) = crate::protocol::number::parse_u64(&old.data) else {
                 return Step::Done(ArithmeticOutcome::NonNumeric);
             };
             let value = if incr {

@@ -106,6 +106,23 @@ fn meta_errors_match_memcached() {
             "ma foo MX\r\n".into(),
             "CLIENT_ERROR invalid mode for ma M token\r\n",
         ),
+        // Lower-case modes are refused, for ma and for ms.
+        (
+            "ma foo Mi v\r\n".into(),
+            "CLIENT_ERROR invalid mode for ma M token\r\n",
+        ),
+        (
+            "ma foo Md v\r\n".into(),
+            "CLIENT_ERROR invalid mode for ma M token\r\n",
+        ),
+        (
+            "ms foo 2 Ms\r\nxx\r\n".into(),
+            "CLIENT_ERROR invalid mode for ms M token\r\n",
+        ),
+        (
+            "ms foo 2 Ma\r\nxx\r\n".into(),
+            "CLIENT_ERROR invalid mode for ms M token\r\n",
+        ),
         (
             "ms foo\r\n".into(),
             "CLIENT_ERROR bad command line format\r\n",
@@ -182,6 +199,59 @@ fn meta_set_modes_and_cas() {
     client.expect(b"ms nf 1 C5 k O1\r\nx\r\n", b"NF knf O1\r\n");
     client.expect(b"ms k1 2 T-1\r\nab\r\nmg k1 v\r\n", b"HD\r\nEN\r\n");
     client.expect(b"ms k 0\r\n\r\nmg k v s\r\n", b"HD\r\nVA 0 s0\r\n\r\n");
+}
+
+/// `C0`: append and prepend compare nothing; set and replace never match, even with `I`.
+#[test]
+fn meta_set_cas_zero() {
+    let server = server();
+    let mut client = Client::connect(&server);
+    client.expect(b"set k 0 0 1\r\na\r\n", b"STORED\r\n");
+    client.expect(b"ms k 2 C0 MA\r\nbc\r\n", b"HD\r\n");
+    client.expect(b"ms k 2 C0 MP\r\nzz\r\n", b"HD\r\n");
+    client.expect(b"get k\r\n", b"VALUE k 0 5\r\nzzabc\r\nEND\r\n");
+    client.expect(b"ms k 2 C99999 MA\r\nbc\r\n", b"EX\r\n");
+    client.expect(b"ms k 2 C0 I\r\nqq\r\n", b"EX\r\n");
+    client.expect(b"ms k 2 C0\r\nqq\r\n", b"EX\r\n");
+    client.expect(b"ms k 2 C0 MR\r\nqq\r\n", b"EX\r\n");
+    client.expect(b"ms k 2 C0 MR I\r\nqq\r\n", b"EX\r\n");
+    client.expect(b"ms k 2 C0 ME\r\nqq\r\n", b"NS\r\n");
+    client.expect(b"ms none 2 C0 MA\r\nqq\r\n", b"NS\r\n");
+    client.expect(b"ms none 2 C0\r\nqq\r\n", b"NF\r\n");
+    client.expect(b"get k\r\n", b"VALUE k 0 5\r\nzzabc\r\nEND\r\n");
+}
+
+/// `ms … C<cas> I` stores (as stale) exactly when the CAS is older than the item's, with
+/// uniques issued in order across connections (and so across server threads).
+#[test]
+fn meta_set_invalidate_compares_uniques_in_issue_order() {
+    let server = server();
+    let mut clients: Vec<_> = (0..4).map(|_| Client::connect(&server)).collect();
+    for round in 0..50 {
+        let key = format!("o{round}");
+        // Writes through different connections: each unique is newer than the last.
+        let mut uniques = Vec::new();
+        for client in &mut clients {
+            client.expect(format!("ms {key} 1\r\nx\r\n").as_bytes(), b"HD\r\n");
+            uniques.push(cas(client, &key));
+        }
+        assert!(uniques.windows(2).all(|w| w[0] < w[1]), "{uniques:?}");
+        let latest = *uniques.last().unwrap();
+        // A newer CAS than the item's: EX, nothing stored.
+        clients[0].expect(
+            format!(
+                "ms {key} 1 I C{}\r\ny\r\nmg {key} v\r\n",
+                latest + 1_000_000
+            )
+            .as_bytes(),
+            b"EX\r\nVA 1\r\nx\r\n",
+        );
+        // An older one, from another connection's write: stored, stale.
+        clients[1].expect(
+            format!("ms {key} 1 I C{}\r\nz\r\nmg {key} v\r\n", uniques[0]).as_bytes(),
+            b"HD\r\nVA 1 X W\r\nz\r\n",
+        );
+    }
 }
 
 #[test]
@@ -320,6 +390,20 @@ fn meta_arithmetic() {
             b"ms t 2\r\nab\r\nma t v\r\n",
             b"HD\r\nCLIENT_ERROR cannot increment or decrement non-numeric value\r\n",
         ),
+        // An empty value is non-numeric before the CAS is compared; a wrong CAS on any other
+        // value is EX, numeric or not.
+        (
+            b"set e 0 0 0\r\n\r\nma e C999999\r\nma e C0\r\n",
+            b"STORED\r\nCLIENT_ERROR cannot increment or decrement non-numeric value\r\n\
+              CLIENT_ERROR cannot increment or decrement non-numeric value\r\n",
+        ),
+        (b"ma t C999999\r\n", b"EX\r\n"),
+        // C0 compares nothing.
+        (
+            b"set z 0 0 2\r\n10\r\nma z C0 v\r\n",
+            b"STORED\r\nVA 2\r\n11\r\n",
+        ),
+        (b"ma z C0 MD D2 v\r\n", b"VA 1\r\n9\r\n"),
     ] {
         client.expect(request, reply);
     }

@@ -211,12 +211,13 @@ fn meta_set<'a>(
         Ok(parsed) => parsed,
         Err(message) => return swallowing_error(message, false, swallow, line_len),
     };
+    // Upper case only, as memcached 1.6.18 accepts them.
     let mode = match flags.mode {
-        None | Some(b'S' | b's') => SetMode::Set,
-        Some(b'E' | b'e') => SetMode::Add,
-        Some(b'A' | b'a') => SetMode::Append,
-        Some(b'P' | b'p') => SetMode::Prepend,
-        Some(b'R' | b'r') => SetMode::Replace,
+        None | Some(b'S') => SetMode::Set,
+        Some(b'E') => SetMode::Add,
+        Some(b'A') => SetMode::Append,
+        Some(b'P') => SetMode::Prepend,
+        Some(b'R') => SetMode::Replace,
         Some(_) => {
             return swallowing_error(
                 "CLIENT_ERROR invalid mode for ms M token",
@@ -277,9 +278,10 @@ fn meta_arithmetic<'a>(key: &'a [u8], tokens: &Tokens<'a>, line_len: usize) -> P
         Ok(parsed) => parsed,
         Err(_) => return error(INVALID_OR_DUPLICATE, false, line_len),
     };
+    // memcached 1.6.18 refuses the lower-case `Mi` and `Md`.
     let incr = match flags.mode {
-        None | Some(b'I' | b'i' | b'+') => true,
-        Some(b'D' | b'd' | b'-') => false,
+        None | Some(b'I' | b'+') => true,
+        Some(b'D' | b'-') => false,
         Some(_) => return error("CLIENT_ERROR invalid mode for ma M token", false, line_len),
     };
     let opaque_too_long = flags.opaque_too_long();
@@ -435,10 +437,10 @@ mod tests {
         );
         assert_eq!(refusal(b"md d1 x\r\n").0, super::INVALID_OR_DUPLICATE);
         assert_eq!(refusal(b"ma k Dabc\r\n").0, super::INVALID_OR_DUPLICATE);
-        assert_eq!(
-            refusal(b"ma k MX\r\n").0,
-            "CLIENT_ERROR invalid mode for ma M token"
-        );
+        for mode in [&b"X"[..], b"i", b"d"] {
+            let line = [&b"ma k M"[..], mode, b"\r\n"].concat();
+            assert_eq!(refusal(&line).0, "CLIENT_ERROR invalid mode for ma M token");
+        }
     }
 
     #[test]
@@ -446,10 +448,13 @@ mod tests {
         assert_eq!(refusal(b"ms k1\r\n"), (super::BAD_FORMAT, 0));
         assert_eq!(refusal(b"ms k1 abc\r\n"), (super::BAD_FORMAT, 0));
         assert_eq!(refusal(b"ms k1 -1\r\n"), (super::BAD_FORMAT, 0));
-        assert_eq!(
-            refusal(b"ms k1 2 MX\r\n"),
-            ("CLIENT_ERROR invalid mode for ms M token", 4)
-        );
+        for mode in [&b"X"[..], b"s", b"e", b"a", b"p", b"r"] {
+            let line = [&b"ms k1 2 M"[..], mode, b"\r\n"].concat();
+            assert_eq!(
+                refusal(&line),
+                ("CLIENT_ERROR invalid mode for ms M token", 4)
+            );
+        }
         assert_eq!(refusal(b"ms k1 2 S2\r\n"), ("CLIENT_ERROR invalid flag", 4));
         assert_eq!(
             refusal(b"ms k1 2 M\r\n"),
