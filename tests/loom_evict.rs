@@ -173,3 +173,34 @@ fn negative_control_blind_write_resurrects_an_expired_key() {
         assert_eq!(cache.get(&1), None, "an expired key came back");
     });
 }
+
+/// Expiry sweep vs a store over the expired value. Key 1 has expired; an `add` of key 1 (which
+/// stores, the old value being expired) races an insert of key 2, whose admission sweeps the
+/// queue and finds key 1's old value expired. The sweep may remove only the value it judged: the
+/// acknowledged `add` must survive (the linearizability checker's TTL histories found a sweep
+/// that sealed whatever value the entry held by then).
+#[test]
+fn expiry_sweep_vs_store_over_the_expired_value() {
+    run_model("expiry_sweep_vs_store", 2, || {
+        let collector = Collector::new();
+        let clock = MockClock::new();
+        let cache = Arc::new(
+            Cache::builder()
+                .max_capacity(4)
+                .shards(1)
+                .hasher(FixedHasher::default())
+                .collector(collector.clone())
+                .clock(clock.clone())
+                .build(),
+        );
+        cache.insert_with_ttl(1, 10, Duration::from_secs(1));
+        clock.advance(Duration::from_secs(1));
+        let adder = {
+            let cache = cache.clone();
+            thread::spawn(move || cache.add(1, 20).is_ok())
+        };
+        cache.insert(2, 2);
+        assert!(adder.join().unwrap(), "the old value had expired: add stores");
+        assert_eq!(cache.get(&1), Some(20), "an acknowledged add was swept away");
+    });
+}
