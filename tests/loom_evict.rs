@@ -200,7 +200,14 @@ fn expiry_sweep_vs_store_over_the_expired_value() {
             thread::spawn(move || cache.add(1, 20).is_ok())
         };
         cache.insert(2, 2);
-        assert!(adder.join().unwrap(), "the old value had expired: add stores");
-        assert_eq!(cache.get(&1), Some(20), "an acknowledged add was swept away");
+        assert!(
+            adder.join().unwrap(),
+            "the old value had expired: add stores"
+        );
+        assert_eq!(
+            cache.get(&1),
+            Some(20),
+            "an acknowledged add was swept away"
+        );
     });
 }
