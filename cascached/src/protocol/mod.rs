@@ -327,7 +327,9 @@ mod tests {
         }
     }
 
-    fn error(input: &[u8]) -> (&'static str, bool, usize) {
+    /// The error a malformed input parses to: its message, whether `noreply` silences it, and
+    /// the bytes it swallows (shared with the text protocol's tests).
+    pub(super) fn error(input: &[u8]) -> (&'static str, bool, usize) {
         match parse(input, &Limits::default()) {
             Parsed::Request {
                 request:

@@ -361,18 +361,8 @@ mod tests {
 
     /// The reply a malformed line gets: its message (None if silenced), and bytes to swallow.
     fn refusal(input: &[u8]) -> (Option<&'static str>, usize) {
-        match parse(input, &Limits::default()) {
-            Parsed::Request {
-                request:
-                    Request::Error {
-                        message,
-                        quiet,
-                        swallow,
-                    },
-                ..
-            } => ((!quiet).then_some(message), swallow),
-            other => panic!("{:?} parsed as {other:?}", String::from_utf8_lossy(input)),
-        }
+        let (message, quiet, swallow) = super::super::tests::error(input);
+        ((!quiet).then_some(message), swallow)
     }
 
     #[test]
