@@ -176,6 +176,18 @@ else
     record "d. HashClient" FAIL "cascached not built"
 fi
 
+# f. twemproxy in front of 2 instances
+step "f. twemproxy (nutcracker, ketama) over 2 cascached instances"
+if ((CC_BUILT)); then
+    if run_proof twem "$WORK/f.out" python3 "$HERE/twemproxy.py" --bin "$CASCACHED"; then
+        record "f. twemproxy" PASS "$(figure 'keys through nutcracker' "$WORK/f.out"); $(figure 'founding loop' "$WORK/f.out")"
+    else
+        record "f. twemproxy" FAIL "$( (grep -m1 'FAIL' "$WORK/f.out" || tail -1 "$WORK/f.out") | cut -c1-200)"
+    fi
+else
+    record "f. twemproxy" FAIL "cascached not built"
+fi
+
 # e. throughput
 step "e. throughput vs memcached (interleaved rounds)"
 if ((CC_UP)); then

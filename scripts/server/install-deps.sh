@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
 # Installs what the server proofs need, only what is missing (idempotent; run as root):
-#   memcached 1.6.18 (the reference server), libmemcached-tools (memccapable, memcaslap,
-#   memcslap, ...) from Debian, and pymemcache 4.0.0 for the python3 on PATH.
+#   memcached 1.6.18 (the reference server), nutcracker (twemproxy 0.5.0) and libmemcached-tools
+#   (memccapable, memcaslap, memcslap, ...) from Debian, and pymemcache 4.0.0 for the python3 on
+#   PATH.
 set -euo pipefail
 
 apt_pkgs=()
 command -v memcached >/dev/null 2>&1 || apt_pkgs+=(memcached)
+command -v nutcracker >/dev/null 2>&1 || [[ -x /usr/sbin/nutcracker ]] || apt_pkgs+=(nutcracker)
 { command -v memccapable || command -v memcapable; } >/dev/null 2>&1 || apt_pkgs+=(libmemcached-tools)
 if ((${#apt_pkgs[@]})); then
     echo "install-deps: apt-get install ${apt_pkgs[*]}"
