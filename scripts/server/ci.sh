@@ -195,8 +195,9 @@ if ((CC_UP)); then
     [[ -n "${THROUGHPUT_ASSERT:-}" ]] && ASSERT=(--assert-ratio "$THROUGHPUT_ASSERT")
     if run_proof tput "$WORK/e.out" python3 "$HERE/throughput.py" --ref-port "$MC_PORT" --test-port "$CC_PORT" \
         --rounds "$THROUGHPUT_ROUNDS" --secs "$THROUGHPUT_SECS" --loadgen "$LOADGEN" "${ASSERT[@]}"; then
-        record "e. throughput get90" REPORT "$(figure '  get90' "$WORK/e.out")"
-        record "e. throughput cas" REPORT "$(figure '  cas ' "$WORK/e.out")"
+        for run in "get90  depth 1 " "cas    depth 1 " "get90  depth 8 " "cas    depth 8 "; do
+            record "e. throughput ${run//  / }" REPORT "$(figure "  $run" "$WORK/e.out" | sed 's/ *(rounds.*//')"
+        done
     elif [[ -n "${THROUGHPUT_ASSERT:-}" ]]; then
         record "e. throughput" FAIL "$(tail -3 "$WORK/e.out" | tr '\n' ' ' | cut -c1-300)"
     else

@@ -1,12 +1,14 @@
 #!/usr/bin/env python3
 """Throughput of the server under test against memcached on loopback, measured in one run with
 the rounds interleaved (ref, test, test, ref, ...), each round a fresh closed-loop run of
-scripts/server/loadgen (Rust, std threads: N connections, one request in flight each, ~10k keys,
-32-byte values). Mixes: get90 (90% get / 10% set) and cas (gets, then cas with that unique).
-Reports the median ops/s of each and the ratio test/ref. It reports only, unless
---assert-ratio R is given (then a ratio below R in any mix fails).
+scripts/server/loadgen (Rust, std threads: N connections, ~10k keys, 32-byte values). Mixes:
+get90 (90% get / 10% set) and cas (gets, then cas with that unique). Depths: requests in flight
+per connection; 1 is a plain request/reply loop (the founding example's client), 8 a pipelining
+client (libmemcached's buffered mode, or a proxy such as twemproxy multiplexing its clients onto
+one server connection). Reports the median ops/s of each mix and depth and the ratio test/ref.
+It reports only, unless --assert-ratio R is given (then a ratio below R anywhere fails).
 
-    throughput.py --ref-port 11211 --test-port 11311 [--rounds 5] [--secs 2] [--conns 8]
+    throughput.py --ref-port 11211 --test-port 11311 [--rounds 5] [--secs 2] [--conns 8] [--depths 1,8]
 """
 
 import argparse
@@ -22,9 +24,10 @@ DEFAULT_LOADGEN = os.path.join(os.environ.get("CARGO_TARGET_DIR", os.path.join(R
                                "server-loadgen", "release", "cascached-loadgen")
 
 
-def run(loadgen, port, mix, args):
+def run(loadgen, port, mix, depth, args):
     cmd = [loadgen, "--addr", "127.0.0.1:%d" % port, "--mix", mix, "--conns", str(args.conns),
-           "--secs", str(args.secs), "--keys", str(args.keys), "--value-size", str(args.value_size)]
+           "--secs", str(args.secs), "--keys", str(args.keys), "--value-size", str(args.value_size),
+           "--depth", str(depth)]
     p = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=args.secs + 120)
     out = p.stdout.decode()
     m = re.search(r"ops_per_sec=(\d+)", out)
@@ -45,6 +48,7 @@ def main():
     ap.add_argument("--keys", type=int, default=10000)
     ap.add_argument("--value-size", type=int, default=32)
     ap.add_argument("--mixes", default="get90,cas")
+    ap.add_argument("--depths", default="1,8")
     ap.add_argument("--loadgen", default=DEFAULT_LOADGEN)
     ap.add_argument("--assert-ratio", type=float, default=None,
                     help="fail when test/ref is below this in any mix (default: report only)")
@@ -54,32 +58,32 @@ def main():
         sys.exit("throughput: no loadgen at %s (cargo build --release --manifest-path "
                  "scripts/server/loadgen/Cargo.toml --target-dir target/server-loadgen)" % args.loadgen)
     ref_name, test_name = args.names.split(",")
-    mixes = args.mixes.split(",")
+    runs = [(m, int(d)) for d in args.depths.split(",") for m in args.mixes.split(",")]
     sides = [(ref_name, args.ref_port), (test_name, args.test_port)]
-    results = {(n, m): [] for n, _ in sides for m in mixes}
+    results = {(n, run_): [] for n, _ in sides for run_ in runs}
     errors = 0
     for r in range(args.rounds):
-        for m in mixes:
+        for m, d in runs:
             order = sides if r % 2 == 0 else sides[::-1]
             for name, port in order:
-                ops, errs, line = run(args.loadgen, port, m, args)
+                ops, errs, line = run(args.loadgen, port, m, d, args)
                 errors += errs
-                results[(name, m)].append(ops)
+                results[(name, (m, d))].append(ops)
                 if args.verbose:
-                    print("  round %d %-6s %-10s %s" % (r + 1, m, name, line))
-    print("throughput: loopback, server -t 2, %d connections x depth 1, %d keys, %d-byte values, "
+                    print("  round %d %-6s depth %-2d %-10s %s" % (r + 1, m, d, name, line))
+    print("throughput: loopback, server -t 2, %d connections, %d keys, %d-byte values, "
           "%d interleaved rounds x %.0fs, medians:" % (args.conns, args.keys, args.value_size,
                                                       args.rounds, args.secs))
     worst = None
-    for m in mixes:
-        ref = statistics.median(results[(ref_name, m)])
-        test = statistics.median(results[(test_name, m)])
+    for m, d in runs:
+        ref = statistics.median(results[(ref_name, (m, d))])
+        test = statistics.median(results[(test_name, (m, d))])
         ratio = test / ref if ref else 0.0
         worst = ratio if worst is None else min(worst, ratio)
-        print("  %-6s %s %9.0f ops/s   %s %9.0f ops/s   ratio %s/%s = %.2f   (rounds: %s | %s)"
-              % (m, ref_name, ref, test_name, test, test_name, ref_name, ratio,
-                 " ".join(str(x) for x in results[(ref_name, m)]),
-                 " ".join(str(x) for x in results[(test_name, m)])))
+        print("  %-6s depth %-2d %s %9.0f ops/s   %s %9.0f ops/s   ratio %s/%s = %.2f   (rounds: %s | %s)"
+              % (m, d, ref_name, ref, test_name, test, test_name, ref_name, ratio,
+                 " ".join(str(x) for x in results[(ref_name, (m, d))]),
+                 " ".join(str(x) for x in results[(test_name, (m, d))])))
     if errors:
         print("throughput: %d unexpected replies during the runs" % errors)
     if args.assert_ratio is not None and worst < args.assert_ratio:

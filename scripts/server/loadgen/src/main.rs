@@ -1,10 +1,12 @@
 //! Closed-loop load generator for memcached's text protocol: N connections, one thread each,
-//! one request in flight per connection (pipelining depth 1), keys drawn uniformly from a
-//! fixed key space, fixed-size values. Mixes:
+//! `--depth D` requests in flight per connection (sent in one write, the replies read before the
+//! next batch; depth 1 is a plain request/reply loop), keys drawn uniformly from a fixed key
+//! space, fixed-size values. Mixes:
 //!
 //! * `get90`: 90% `get`, 10% `set`;
 //! * `cas`: `gets` then `cas` with the unique just read (the founding example's loop step);
-//!   a miss is answered with `add`.
+//!   a miss is answered with `add`. With depth D, D keys go through the step together: D `gets`,
+//!   then D `cas`.
 //!
 //! Prints one line: `ops=… secs=… ops_per_sec=… …` (every request/reply pair is one op).
 
@@ -22,6 +24,7 @@ struct Opts {
     mix: String,
     keys: u64,
     value_size: usize,
+    depth: usize,
     prefill: bool,
 }
 
@@ -51,7 +54,7 @@ impl Tally {
 fn usage() -> ! {
     eprintln!(
         "usage: cascached-loadgen --addr HOST:PORT [--conns 8] [--secs 3] [--mix get90|cas] \
-         [--keys 10000] [--value-size 32] [--no-prefill]"
+         [--keys 10000] [--value-size 32] [--depth 1] [--no-prefill]"
     );
     std::process::exit(2)
 }
@@ -64,6 +67,7 @@ fn parse_args() -> Opts {
         mix: "get90".into(),
         keys: 10_000,
         value_size: 32,
+        depth: 1,
         prefill: true,
     };
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -77,6 +81,7 @@ fn parse_args() -> Opts {
             "--mix" => o.mix = val(i),
             "--keys" => o.keys = val(i).parse().unwrap_or_else(|_| usage()),
             "--value-size" => o.value_size = val(i).parse().unwrap_or_else(|_| usage()),
+            "--depth" => o.depth = val(i).parse().unwrap_or_else(|_| usage()),
             "--no-prefill" => {
                 o.prefill = false;
                 i += 1;
@@ -86,7 +91,12 @@ fn parse_args() -> Opts {
         }
         i += 2;
     }
-    if o.addr.is_empty() || !(o.mix == "get90" || o.mix == "cas") || o.conns == 0 || o.keys == 0 {
+    if o.addr.is_empty()
+        || !(o.mix == "get90" || o.mix == "cas")
+        || o.conns == 0
+        || o.keys == 0
+        || o.depth == 0
+    {
         usage();
     }
     o
@@ -204,62 +214,82 @@ fn worker(
     let mut rng = Rng(0x9E37_79B9_7F4A_7C15 ^ ((id as u64 + 1) * 0xD1B5_4A32_D192_ED03));
     let mut t = Tally::default();
     let mut req = Vec::with_capacity(256);
+    let mut keys = vec![0u64; o.depth];
+    let mut uniques: Vec<Option<u64>> = vec![None; o.depth];
     start.wait();
     while !stop.load(Ordering::Relaxed) {
         for _ in 0..32 {
-            let key = rng.next() % o.keys;
-            let roll = rng.next() % 100;
             req.clear();
+            for key in keys.iter_mut() {
+                *key = rng.next() % o.keys;
+            }
             if o.mix == "get90" {
-                if roll < 90 {
-                    write!(req, "get key:{key}\r\n")?;
-                    c.w.write_all(&req)?;
-                    match c.read_value()? {
-                        Some(_) => t.hits += 1,
-                        None => t.misses += 1,
+                let mut is_get = Vec::with_capacity(o.depth);
+                for &key in &keys {
+                    let get = rng.next() % 100 < 90;
+                    is_get.push(get);
+                    if get {
+                        write!(req, "get key:{key}\r\n")?;
+                    } else {
+                        write!(req, "set key:{key} 0 0 {}\r\n", value.len())?;
+                        req.extend_from_slice(value);
+                        req.extend_from_slice(b"\r\n");
                     }
-                } else {
-                    write!(req, "set key:{key} 0 0 {}\r\n", value.len())?;
+                }
+                c.w.write_all(&req)?;
+                for get in is_get {
+                    if get {
+                        match c.read_value()? {
+                            Some(_) => t.hits += 1,
+                            None => t.misses += 1,
+                        }
+                    } else {
+                        c.read_line()?;
+                        if c.line.starts_with(b"STORED") {
+                            t.stored += 1
+                        } else {
+                            t.errors += 1
+                        }
+                    }
+                    t.ops += 1;
+                }
+            } else {
+                for &key in &keys {
+                    write!(req, "gets key:{key}\r\n")?;
+                }
+                c.w.write_all(&req)?;
+                for unique in uniques.iter_mut() {
+                    *unique = c.read_value()?;
+                    t.ops += 1;
+                }
+                req.clear();
+                for (&key, unique) in keys.iter().zip(&uniques) {
+                    match unique {
+                        Some(cas) => {
+                            t.hits += 1;
+                            write!(req, "cas key:{key} 0 0 {} {cas}\r\n", value.len())?;
+                        }
+                        None => {
+                            t.misses += 1;
+                            write!(req, "add key:{key} 0 0 {}\r\n", value.len())?;
+                        }
+                    }
                     req.extend_from_slice(value);
                     req.extend_from_slice(b"\r\n");
-                    c.w.write_all(&req)?;
+                }
+                c.w.write_all(&req)?;
+                for _ in 0..o.depth {
                     c.read_line()?;
+                    t.ops += 1;
                     if c.line.starts_with(b"STORED") {
                         t.stored += 1
+                    } else if c.line.starts_with(b"EXISTS") || c.line.starts_with(b"NOT_STORED") {
+                        t.exists += 1
+                    } else if c.line.starts_with(b"NOT_FOUND") {
+                        t.not_found += 1
                     } else {
                         t.errors += 1
                     }
-                }
-                t.ops += 1;
-            } else {
-                write!(req, "gets key:{key}\r\n")?;
-                c.w.write_all(&req)?;
-                let got = c.read_value()?;
-                t.ops += 1;
-                req.clear();
-                match got {
-                    Some(cas) => {
-                        t.hits += 1;
-                        write!(req, "cas key:{key} 0 0 {} {cas}\r\n", value.len())?;
-                    }
-                    None => {
-                        t.misses += 1;
-                        write!(req, "add key:{key} 0 0 {}\r\n", value.len())?;
-                    }
-                }
-                req.extend_from_slice(value);
-                req.extend_from_slice(b"\r\n");
-                c.w.write_all(&req)?;
-                c.read_line()?;
-                t.ops += 1;
-                if c.line.starts_with(b"STORED") {
-                    t.stored += 1
-                } else if c.line.starts_with(b"EXISTS") || c.line.starts_with(b"NOT_STORED") {
-                    t.exists += 1
-                } else if c.line.starts_with(b"NOT_FOUND") {
-                    t.not_found += 1
-                } else {
-                    t.errors += 1
                 }
             }
         }
