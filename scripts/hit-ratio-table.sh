@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Runs the hit_ratio tool on every row of the issue's table, at 1 and 2 threads, printing the
-# tool's own output lines (cascache, moka, quick_cache, exact LRU side by side).
+# tool's own output lines (cascache, moka, moka(exact), quick_cache, exact LRU side by side),
+# each followed by how many entries the concurrent caches held (mean / max, % of capacity).
 # Usage: scripts/hit-ratio-table.sh [traces dir]   (default: ../shared/traces)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -12,10 +13,17 @@ rows=(
   "kv/cache2k-web07.trace.xz 1000" "kv/cache2k-orm-busy.trace.xz 5000" "kv/scarab-recs.trace.xz 25000"
   "block/cloudphysics-w106.trace.xz 10000"
 )
+# The tool's last line is the row; the occupancy line starts "# entries held".
+run() {
+  local out
+  out=$(./target/release/examples/hit_ratio "$@" 2>/dev/null)
+  echo "$out" | tail -1
+  echo "$out" | grep '^# entries held' | sed 's/ (sampled every [0-9]* requests)//; s/^# /    /'
+}
 for threads in 1 2; do
   for row in "${rows[@]}"; do
     set -- $row
-    ./target/release/examples/hit_ratio "$traces/$1" "$2" "$threads" 2>/dev/null | tail -1
+    run "$traces/$1" "$2" "$threads"
   done
-  ./target/release/examples/hit_ratio zipf 100000 "$threads" 2>/dev/null | tail -1
+  run zipf 100000 "$threads"
 done

@@ -21,6 +21,12 @@
 //! * `--candidates`: also runs the single-threaded simulators of the candidate policies from
 //!   `docs/policy-research.md` (S3-FIFO variants, S3-TLFU, S3-TLFU-A, a W-TinyLFU reference).
 //!
+//! Besides moka as it is normally used, the column `moka(exact)` runs moka with
+//! `run_pending_tasks()` after every insert. moka applies its policy in batches (up to hundreds
+//! of buffered writes), so in between it holds more entries than its capacity and counts hits
+//! on them; `run_pending_tasks` makes it hold its capacity. Above the table, the tool prints how
+//! many entries each concurrent cache actually held, sampled during the replay.
+//!
 //! Every run is cache-aside (`get`; on a miss, `insert`) from an empty cache. Traces over 1M
 //! requests print a progress line to stderr every 10% of each replay.
 
@@ -70,6 +76,8 @@ trait Shared: Sync {
     fn name(&self) -> &'static str;
     /// `get`; on a miss, `insert`. True on a hit.
     fn access(&self, key: u64) -> bool;
+    /// The number of entries held right now (exact, not a lazily maintained estimate).
+    fn held(&self) -> u64;
 }
 
 struct Cascache(cascache::Cache<u64, u64>);
@@ -84,19 +92,37 @@ impl Shared for Cascache {
         self.0.insert(k, k);
         false
     }
+    fn held(&self) -> u64 {
+        self.0.len() as u64
+    }
 }
 
-struct Moka(moka::sync::Cache<u64, u64>);
+/// moka as normally used, or (`exact`) with its pending policy work run after every insert.
+struct Moka {
+    cache: moka::sync::Cache<u64, u64>,
+    exact: bool,
+}
 impl Shared for Moka {
     fn name(&self) -> &'static str {
-        "moka"
+        if self.exact {
+            "moka(exact)"
+        } else {
+            "moka"
+        }
     }
     fn access(&self, k: u64) -> bool {
-        if self.0.get(&k).is_some() {
+        if self.cache.get(&k).is_some() {
             return true;
         }
-        self.0.insert(k, k);
+        self.cache.insert(k, k);
+        if self.exact {
+            self.cache.run_pending_tasks();
+        }
         false
+    }
+    fn held(&self) -> u64 {
+        // `entry_count` lags behind the same batches; the iterator walks the map itself.
+        self.cache.iter().count() as u64
     }
 }
 
@@ -111,6 +137,9 @@ impl Shared for Quick {
         }
         self.0.insert(k, k);
         false
+    }
+    fn held(&self) -> u64 {
+        self.0.len() as u64
     }
 }
 
@@ -282,9 +311,41 @@ fn ratio(hits: u64, total: usize) -> f64 {
 /// Requests a thread takes from the shared cursor at a time.
 const BATCH: usize = 16;
 
+/// Entries held by a cache, sampled during a replay.
+#[derive(Default)]
+struct Occupancy {
+    samples: AtomicU64,
+    sum: AtomicU64,
+    max: AtomicU64,
+}
+
+impl Occupancy {
+    fn record(&self, held: u64) {
+        self.samples.fetch_add(1, Ordering::Relaxed);
+        self.sum.fetch_add(held, Ordering::Relaxed);
+        self.max.fetch_max(held, Ordering::Relaxed);
+    }
+    /// (mean, max) as percentages of `capacity`.
+    fn of_capacity(&self, capacity: u64) -> (f64, f64) {
+        let samples = self.samples.load(Ordering::Relaxed).max(1) as f64;
+        let capacity = capacity.max(1) as f64;
+        (
+            100.0 * self.sum.load(Ordering::Relaxed) as f64 / samples / capacity,
+            100.0 * self.max.load(Ordering::Relaxed) as f64 / capacity,
+        )
+    }
+}
+
 /// Replay `keys` against a concurrent cache from `threads` threads taking batches of `BATCH`
-/// consecutive requests from one shared cursor. Returns the hit ratio in percent.
-fn run_shared(cache: &dyn Shared, keys: &[u64], threads: usize) -> f64 {
+/// consecutive requests from one shared cursor, sampling the entries it holds whenever the
+/// cursor passes a multiple of `sample_every` requests. Returns the hit ratio in percent.
+fn run_shared(
+    cache: &dyn Shared,
+    keys: &[u64],
+    threads: usize,
+    sample_every: usize,
+    occupancy: &Occupancy,
+) -> f64 {
     let progress = Progress::new(cache.name(), keys.len());
     let progress = &progress;
     let cursor = std::sync::atomic::AtomicUsize::new(0);
@@ -305,6 +366,9 @@ fn run_shared(cache: &dyn Shared, keys: &[u64], threads: usize) -> f64 {
                             if cache.access(k) {
                                 hits += 1;
                             }
+                        }
+                        if start / sample_every != (start + batch.len()) / sample_every {
+                            occupancy.record(cache.held());
                         }
                         done += batch.len();
                         if done >= CHUNK {
@@ -384,13 +448,31 @@ fn main() -> ExitCode {
     let mut results: Vec<(String, f64)> = Vec::new();
     let shared: Vec<Box<dyn Shared>> = vec![
         Box::new(Cascache(cascache::Cache::new(cap))),
-        Box::new(Moka(moka::sync::Cache::new(cap))),
+        Box::new(Moka {
+            cache: moka::sync::Cache::new(cap),
+            exact: false,
+        }),
+        Box::new(Moka {
+            cache: moka::sync::Cache::new(cap),
+            exact: true,
+        }),
         Box::new(Quick(quick_cache::sync::Cache::new(cap_usize))),
     ];
+    // Often enough for a few hundred samples on short traces; rarely enough on big caches that
+    // counting moka's entries (a walk over its map) stays below the replay's own cost.
+    let sample_every = (keys.len() / 500).max(cap_usize).max(BATCH);
+    let mut held = Vec::new();
     for c in shared {
-        let r = run_shared(c.as_ref(), &keys, args.threads);
+        let occupancy = Occupancy::default();
+        let r = run_shared(c.as_ref(), &keys, args.threads, sample_every, &occupancy);
         results.push((c.name().to_string(), r));
+        let (mean, max) = occupancy.of_capacity(cap);
+        held.push(format!("{} {mean:.1}% / {max:.1}%", c.name()));
     }
+    println!(
+        "# entries held, mean / max as % of capacity (sampled every {sample_every} requests): {}",
+        held.join(", ")
+    );
     let mut policies: Vec<Box<dyn Policy>> = vec![Box::new(lru::Lru::new(cap_usize))];
     if args.candidates {
         policies.extend(candidates::candidates(cap_usize));
