@@ -24,7 +24,7 @@
 //! * expired entries are evicted whenever the hand reaches them;
 //! * a ghost hit goes straight to main only while ghost hits are at least twice as frequent as
 //!   hits in a sampled ghost of main's own evictions (both counts halved every `capacity`
-//!   misses). When entries evicted from main come back as often, promoting ghost hits is
+//!   misses, at most every 65,536). When entries evicted from main come back as often, promoting ghost hits is
 //!   pushing out entries main still needed: a loop a little longer than the cache turns every
 //!   miss into a ghost hit and main into an LRU that the loop defeats (loop @ 600: 41.8% before
 //!   this rule, 58.8% with it, against moka's 59.2%). Ghost hits then enter small marked as
@@ -112,7 +112,7 @@ struct Queues<K, V> {
     /// A sample of the hashes evicted from main (see [`MAIN_GHOST_SAMPLE`]).
     main_ghost: Ghost,
     /// Recent hits in `ghost` and (scaled up by the sample rate) in `main_ghost`, halved every
-    /// `capacity` misses.
+    /// `capacity` misses (at most every [`MAX_SIZED_ENTRIES`]).
     ghost_hits: f64,
     main_ghost_hits: f64,
     misses_since_halving: u64,
@@ -366,7 +366,8 @@ impl<K, V> Queues<K, V> {
             self.main_ghost_hits += MAIN_GHOST_SAMPLE as f64;
         }
         self.misses_since_halving += 1;
-        if self.misses_since_halving >= capacity.max(1) as u64 {
+        // Weighted caches count weight units: halve on the same scale the sketch ages on.
+        if self.misses_since_halving >= capacity.clamp(1, MAX_SIZED_ENTRIES) as u64 {
             self.misses_since_halving = 0;
             self.ghost_hits /= 2.0;
             self.main_ghost_hits /= 2.0;
@@ -388,6 +389,7 @@ impl<K, V> Queues<K, V> {
         self.cursor = 0;
     }
 
+    /// Folds an entry's hits into the sketch (and into the climber's hit-ratio estimate).
     fn fold(&mut self, queued: &QueuedEntry<K, V>) {
         fold_hits(&mut self.sketch, &mut self.climber, queued);
     }
