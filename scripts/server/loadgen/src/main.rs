@@ -216,6 +216,7 @@ fn worker(
     let mut req = Vec::with_capacity(256);
     let mut keys = vec![0u64; o.depth];
     let mut uniques: Vec<Option<u64>> = vec![None; o.depth];
+    let mut is_get = vec![false; o.depth];
     start.wait();
     while !stop.load(Ordering::Relaxed) {
         for _ in 0..32 {
@@ -224,11 +225,9 @@ fn worker(
                 *key = rng.next() % o.keys;
             }
             if o.mix == "get90" {
-                let mut is_get = Vec::with_capacity(o.depth);
-                for &key in &keys {
-                    let get = rng.next() % 100 < 90;
-                    is_get.push(get);
-                    if get {
+                for (&key, get) in keys.iter().zip(is_get.iter_mut()) {
+                    *get = rng.next() % 100 < 90;
+                    if *get {
                         write!(req, "get key:{key}\r\n")?;
                     } else {
                         write!(req, "set key:{key} 0 0 {}\r\n", value.len())?;
@@ -237,7 +236,7 @@ fn worker(
                     }
                 }
                 c.w.write_all(&req)?;
-                for get in is_get {
+                for &get in &is_get {
                     if get {
                         match c.read_value()? {
                             Some(_) => t.hits += 1,
