@@ -211,3 +211,34 @@ fn expiry_sweep_vs_store_over_the_expired_value() {
         );
     });
 }
+
+/// Two admissions at once into a full cache. Each writer marks its new entry's weight unqueued
+/// before counting it, and the hand evicts only for queued weight; so a writer may leave the
+/// other's excess to it, but whichever finishes last sees every entry queued, and the cache ends
+/// within capacity with exactly one eviction per entry it could not keep.
+#[test]
+fn concurrent_admissions_end_within_capacity() {
+    run_model("concurrent_admissions", 2, || {
+        let collector = Collector::new();
+        let (cache, heard) = one_entry_cache(&collector);
+        let cache = Arc::new(cache);
+        cache.insert(1, 10);
+        let other = {
+            let cache = cache.clone();
+            thread::spawn(move || {
+                cache.insert(3, 30);
+            })
+        };
+        cache.insert(2, 20);
+        other.join().unwrap();
+        assert_eq!(cache.len(), 1, "{:?}", heard.lock().unwrap());
+        assert_eq!(cache.weighted_size().0, 1);
+        let evicted = heard
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|e| e.2 == RemovalCause::Evicted)
+            .count();
+        assert_eq!(evicted, 2);
+    });
+}

@@ -2,7 +2,7 @@
 //! and prints their hit ratios side by side.
 //!
 //! ```text
-//! cargo run --release --example hit_ratio -- <trace file | zipf> <capacity> [threads] [--candidates]
+//! cargo run --release --example hit_ratio -- <trace file | zipf> <capacity> [threads] [--candidates] [--only NAME]
 //! ```
 //!
 //! * `<trace file>`: any format of the shared trace set (arc `.lis`, LIRS, big-endian u32/u64,
@@ -20,6 +20,8 @@
 //!   request is counted once. The exact LRU always runs on 1 thread.
 //! * `--candidates`: also runs the single-threaded simulators of the candidate policies from
 //!   `docs/policy-research.md` (S3-FIFO variants, S3-TLFU, S3-TLFU-A, a W-TinyLFU reference).
+//! * `--only NAME`: runs only the column named NAME (for example `cascache`), for quick
+//!   experiments on a policy.
 //!
 //! Besides moka as it is normally used, the column `moka(exact)` runs moka with
 //! `run_pending_tasks()` after every insert. moka applies its policy in batches (up to hundreds
@@ -144,13 +146,15 @@ impl Shared for Quick {
     }
 }
 
-const USAGE: &str = "usage: cargo run --release --example hit_ratio -- <trace file | zipf> <capacity> [threads] [--candidates]
+const USAGE: &str = "usage: cargo run --release --example hit_ratio -- <trace file | zipf> <capacity> [threads] [--candidates] [--only NAME]
   <trace file>   a trace of /work/shared/traces (format from the name, or a `fmt:` prefix:
                  arc, lirs, be32, be64, adaptsize, txt, oracleGeneral, msr-csv, meta-kv-csv)
   zipf           Zipf(0.99) over 1M keys, 10M requests, seed 42
   <capacity>     cache capacity in entries (1 to 2147483648)
   [threads]      threads driving cascache, moka and quick_cache (1 to 1024, default 1)
-  --candidates   also run the candidate policy simulators (1 thread)";
+  --candidates   also run the candidate policy simulators (1 thread)
+  --only NAME    run only the cache or policy named NAME (cascache, moka, moka(exact), quick_cache,
+                 LRU, or a candidate), for quick experiments";
 
 /// Requests per chunk when the trace is split between threads.
 const CHUNK: usize = 1024;
@@ -164,14 +168,21 @@ struct Args {
     capacity: u64,
     threads: usize,
     candidates: bool,
+    only: Option<String>,
 }
 
 fn parse_args(args: &[String]) -> Result<Args, String> {
     let mut candidates = false;
+    let mut only = None;
     let mut pos = Vec::new();
-    for a in args {
+    let mut args = args.iter();
+    while let Some(a) = args.next() {
         match a.as_str() {
             "--candidates" => candidates = true,
+            "--only" => match args.next() {
+                Some(name) => only = Some(name.clone()),
+                None => return Err("--only needs a name".into()),
+            },
             s if s.starts_with("--") => return Err(format!("unknown option {s:?}")),
             s => pos.push(s),
         }
@@ -207,6 +218,7 @@ fn parse_args(args: &[String]) -> Result<Args, String> {
         capacity,
         threads,
         candidates,
+        only,
     })
 }
 
@@ -462,8 +474,24 @@ fn main() -> ExitCode {
     // Often enough for a few hundred samples on short traces; rarely enough on big caches that
     // counting moka's entries (a walk over its map) stays below the replay's own cost.
     let sample_every = (keys.len() / 500).max(cap_usize).max(BATCH);
+    let mut policies: Vec<Box<dyn Policy>> = vec![Box::new(lru::Lru::new(cap_usize))];
+    if args.candidates {
+        policies.extend(candidates::candidates(cap_usize));
+    }
+    if let Some(only) = &args.only {
+        let names: Vec<String> = shared
+            .iter()
+            .map(|c| c.name().to_string())
+            .chain(policies.iter().map(|p| p.name()))
+            .collect();
+        if !names.contains(only) {
+            eprintln!("error: --only {only:?}: no such column; the columns are {names:?}");
+            return ExitCode::from(2);
+        }
+    }
+    let wanted = |name: &str| args.only.as_deref().map_or(true, |only| only == name);
     let mut held = Vec::new();
-    for c in shared {
+    for c in shared.into_iter().filter(|c| wanted(c.name())) {
         let occupancy = Occupancy::default();
         let r = run_shared(c.as_ref(), &keys, args.threads, sample_every, &occupancy);
         results.push((c.name().to_string(), r));
@@ -474,11 +502,7 @@ fn main() -> ExitCode {
         "# entries held, mean / max as % of capacity (sampled every {sample_every} requests): {}",
         held.join(", ")
     );
-    let mut policies: Vec<Box<dyn Policy>> = vec![Box::new(lru::Lru::new(cap_usize))];
-    if args.candidates {
-        policies.extend(candidates::candidates(cap_usize));
-    }
-    for mut p in policies {
+    for mut p in policies.into_iter().filter(|p| wanted(&p.name())) {
         let r = run_policy(p.as_mut(), &keys);
         results.push((p.name(), r));
     }

@@ -96,6 +96,9 @@ struct Shard<K, V> {
     /// Weight of the live entries of the shard (signed: a removal may be counted before the
     /// link or replace it undoes).
     weight: AtomicI64,
+    /// The part of `weight` that belongs to new entries not queued yet. Their writers queue them
+    /// and then evict for them; the hand must not evict for them first.
+    unqueued: AtomicI64,
     capacity: i64,
     /// Entries removed outside the hand since the queues were last compacted: their queue
     /// slots stay until the hand reaches them, which a cache below capacity may never do.
@@ -147,6 +150,7 @@ impl<K, V> Policy<K, V> {
                 .map(|i| {
                     CachePadded::new(Shard {
                         weight: AtomicI64::new(0),
+                        unqueued: AtomicI64::new(0),
                         stale_slots: AtomicU64::new(0),
                         capacity: (per_shard + u64::from((i as u64) < remainder))
                             .min(i64::MAX as u64) as i64,
@@ -195,6 +199,10 @@ impl<K, V> Policy<K, V> {
         departed: &mut Vec<Departed<'g, K, V>>,
     ) {
         let shard = self.shard(queued.hash());
+        // `unqueued` first: a hand that sees this weight also sees it marked unqueued.
+        shard
+            .unqueued
+            .fetch_add(i64::from(weight), Ordering::Release);
         shard.weight.fetch_add(i64::from(weight), Ordering::AcqRel);
         let hand = shard.hand(raw, now, guard);
         let mut queues = shard.queues.lock();
@@ -214,9 +222,15 @@ impl<K, V> Policy<K, V> {
             queues.small_weight += u64::from(weight);
             queues.small.push_back((queued, weight));
         }
-        // Queue first, then evict: evicting first (as the single-threaded study does) measured
-        // the same on 1 thread but lost up to 20 points with 2 threads, whose entries counted in
-        // the shard's weight but not yet queued made the hand evict for them too early.
+        shard
+            .unqueued
+            .fetch_sub(i64::from(weight), Ordering::Release);
+        // Queue first, then evict, and only for queued weight: another writer's entry, counted
+        // but not yet queued, would make the hand evict for it while small looked empty, so
+        // from main. Evicting first (as the single-threaded study does) lost up to 20 points
+        // with 2 threads. Evicting for unqueued entries took 67-113 entries per 20,000 requests
+        // from main on loop @ 512 with 2 threads; without it, 44-79 (0-2 on 1 thread; the
+        // rest are ghost hits of requests the two threads replay out of order).
         queues.evict_while_over(&hand, departed);
     }
 
@@ -505,7 +519,7 @@ impl<K, V> Queues<K, V> {
         hand: &Hand<'_, 'g, K, V>,
         departed: &mut Vec<Departed<'g, K, V>>,
     ) {
-        while hand.weight.load(Ordering::Acquire) > hand.capacity {
+        while hand.queued_weight() > hand.capacity {
             let small_share = self.small_target.round().max(1.0) as u64;
             let main_share = (hand.capacity.max(0) as u64).saturating_sub(small_share);
             if self.small_weight >= small_share || self.main.is_empty() {
@@ -572,6 +586,7 @@ impl<K, V> Shard<K, V> {
     ) -> Hand<'a, 'g, K, V> {
         Hand {
             weight: &self.weight,
+            unqueued: &self.unqueued,
             capacity: self.capacity,
             raw,
             now,
@@ -615,6 +630,7 @@ fn fold_hits<K, V>(sketch: &mut Sketch, climber: &mut Climber, queued: &QueuedEn
 /// What the eviction hand works with.
 struct Hand<'a, 'g, K, V> {
     weight: &'a AtomicI64,
+    unqueued: &'a AtomicI64,
     capacity: i64,
     raw: &'a RawTable<K, V>,
     now: u64,
@@ -622,6 +638,14 @@ struct Hand<'a, 'g, K, V> {
 }
 
 impl<'g, K, V> Hand<'_, 'g, K, V> {
+    /// The shard's weight less that of entries whose writers have yet to queue them (and then
+    /// evict for them). `weight` is read first: an entry's weight is marked unqueued before it
+    /// is added, so whatever weight this sees, it also sees marked.
+    fn queued_weight(&self) -> i64 {
+        let weight = self.weight.load(Ordering::Acquire);
+        weight - self.unqueued.load(Ordering::Acquire)
+    }
+
     /// Evicts an entry whatever value it holds by now (eviction chose the entry, not a value),
     /// accounting for the exact weight of the value it sealed. False if someone else removed it
     /// first.
