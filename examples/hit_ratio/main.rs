@@ -2,7 +2,7 @@
 //! and prints their hit ratios side by side.
 //!
 //! ```text
-//! cargo run --release --example hit_ratio -- <trace file | zipf> <capacity> [threads] [--candidates] [--only NAME]
+//! cargo run --release --example hit_ratio -- <trace file | zipf> <capacity> [threads] [--candidates] [--opt] [--only NAME]
 //! ```
 //!
 //! * `<trace file>`: any format of the shared trace set (arc `.lis`, LIRS, big-endian u32/u64,
@@ -20,6 +20,8 @@
 //!   request is counted once. The exact LRU always runs on 1 thread.
 //! * `--candidates`: also runs the single-threaded simulators of the candidate policies from
 //!   `docs/policy-research.md` (S3-FIFO variants, S3-TLFU, S3-TLFU-A, a W-TinyLFU reference).
+//! * `--opt`: also runs Belady's optimum, which knows every future request: no policy can beat
+//!   it, so it shows how much room a row leaves.
 //! * `--only NAME`: runs only the column named NAME (for example `cascache`), for quick
 //!   experiments on a policy.
 //!
@@ -35,6 +37,7 @@
 
 mod candidates;
 mod lru;
+mod opt;
 mod trace;
 mod zipf;
 
@@ -146,13 +149,14 @@ impl Shared for Quick {
     }
 }
 
-const USAGE: &str = "usage: cargo run --release --example hit_ratio -- <trace file | zipf> <capacity> [threads] [--candidates] [--only NAME]
+const USAGE: &str = "usage: cargo run --release --example hit_ratio -- <trace file | zipf> <capacity> [threads] [--candidates] [--opt] [--only NAME]
   <trace file>   a trace of /work/shared/traces (format from the name, or a `fmt:` prefix:
                  arc, lirs, be32, be64, adaptsize, txt, oracleGeneral, msr-csv, meta-kv-csv)
   zipf           Zipf(0.99) over 1M keys, 10M requests, seed 42
   <capacity>     cache capacity in entries (1 to 2147483648)
   [threads]      threads driving cascache, moka and quick_cache (1 to 1024, default 1)
   --candidates   also run the candidate policy simulators (1 thread)
+  --opt          also run Belady's optimum (it reads the trace ahead: the ceiling, not a policy)
   --only NAME    run only the cache or policy named NAME (cascache, moka, moka(exact), quick_cache,
                  LRU, or a candidate), for quick experiments";
 
@@ -168,17 +172,20 @@ struct Args {
     capacity: u64,
     threads: usize,
     candidates: bool,
+    opt: bool,
     only: Option<String>,
 }
 
 fn parse_args(args: &[String]) -> Result<Args, String> {
     let mut candidates = false;
+    let mut opt = false;
     let mut only = None;
     let mut pos = Vec::new();
     let mut args = args.iter();
     while let Some(a) = args.next() {
         match a.as_str() {
             "--candidates" => candidates = true,
+            "--opt" => opt = true,
             "--only" => match args.next() {
                 Some(name) => only = Some(name.clone()),
                 None => return Err("--only needs a name".into()),
@@ -218,6 +225,7 @@ fn parse_args(args: &[String]) -> Result<Args, String> {
         capacity,
         threads,
         candidates,
+        opt,
         only,
     })
 }
@@ -478,6 +486,9 @@ fn main() -> ExitCode {
     if args.candidates {
         policies.extend(candidates::candidates(cap_usize));
     }
+    if args.opt {
+        policies.push(Box::new(opt::Opt::new(cap_usize, &keys)));
+    }
     if let Some(only) = &args.only {
         let names: Vec<String> = shared
             .iter()
@@ -534,4 +545,31 @@ fn main() -> ExitCode {
     println!("{}", line(&head));
     println!("{}", line(&row));
     ExitCode::SUCCESS
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The trace reader and the exact LRU reproduce the ARC paper's LRU column (Megiddo and
+    /// Modha, FAST 2003, table IV: OLTP at 1,000 and 5,000 entries), and no policy beats
+    /// Belady's optimum.
+    #[test]
+    fn lru_reproduces_the_arc_paper_and_opt_bounds_every_policy() {
+        let (_, keys) = load_trace("../shared/traces/arc/OLTP.lis.zst")
+            .expect("the shared traces sit beside the repository (../shared/traces)");
+        for (capacity, paper) in [(1_000, 32.83), (5_000, 53.65)] {
+            let lru = run_policy(&mut lru::Lru::new(capacity), &keys);
+            assert!((lru - paper).abs() < 0.005, "LRU @ {capacity}: {lru:.3}%");
+            let opt = run_policy(&mut opt::Opt::new(capacity, &keys), &keys);
+            let mut best_candidate = 0.0f64;
+            for mut policy in candidates::candidates(capacity) {
+                best_candidate = best_candidate.max(run_policy(policy.as_mut(), &keys));
+            }
+            assert!(
+                opt > best_candidate && best_candidate > lru,
+                "@ {capacity}: OPT {opt:.2}, best candidate {best_candidate:.2}, LRU {lru:.2}"
+            );
+        }
+    }
 }
