@@ -428,7 +428,7 @@ impl<K, V> Queues<K, V> {
             let Some(found) = queued.current(hand.guard) else {
                 continue;
             };
-            if crate::expiry::found_expired(&found, hand.now) {
+            if hand.expired(&found) {
                 hand.expire(&found, departed);
             } else {
                 fold_hits(&mut self.sketch, &mut self.climber, queued);
@@ -489,7 +489,7 @@ impl<K, V> Queues<K, V> {
                 continue;
             };
             let frequency = head.frequency();
-            if frequency == 0 || crate::expiry::found_expired(&found, hand.now) {
+            if frequency == 0 || hand.expired(&found) {
                 return Some(found);
             }
             let (entry, weight) = self.main.pop_front().expect("just looked at it");
@@ -532,7 +532,7 @@ impl<K, V> Queues<K, V> {
                     continue;
                 };
                 // (If a write replaced the expired value meanwhile, the entry is a live candidate.)
-                if crate::expiry::found_expired(&found, hand.now) && hand.expire(&found, departed) {
+                if hand.expired(&found) && hand.expire(&found, departed) {
                     candidate.release(hand.guard);
                     continue;
                 }
@@ -554,7 +554,7 @@ impl<K, V> Queues<K, V> {
                 let Some(victim) = self.main_victim(hand) else {
                     continue;
                 };
-                if crate::expiry::found_expired(&victim, hand.now) {
+                if hand.expired(&victim) {
                     if !hand.expire(&victim, departed) {
                         continue; // a write replaced the expired value: look at the head again
                     }
@@ -638,6 +638,14 @@ struct Hand<'a, 'g, K, V> {
 }
 
 impl<'g, K, V> Hand<'_, 'g, K, V> {
+    /// Whether `found`'s value has expired. A `now` of 0 means no entry had a deadline when the
+    /// write began, and nothing expires at 0 anyway: then the value node is not read at all,
+    /// which spares the hand and the cursor a cache miss per entry they pass.
+    #[inline]
+    fn expired(&self, found: &Found<'g, K, V>) -> bool {
+        self.now != 0 && crate::expiry::found_expired(found, self.now)
+    }
+
     /// The shard's weight less that of entries whose writers have yet to queue them (and then
     /// evict for them). `weight` is read first: an entry's weight is marked unqueued before it
     /// is added, so whatever weight this sees, it also sees marked.
