@@ -41,6 +41,7 @@ pub(crate) use self::counter::Counters;
 pub(crate) mod entry;
 mod iter;
 mod queued;
+mod recycle;
 mod table;
 
 use crossbeam_epoch::{Atomic, Guard, Owned, Shared};
@@ -81,13 +82,13 @@ impl<V> NewNode<V> {
         expires_at: u64,
         idle_expires_at: u64,
     ) -> Self {
-        NewNode(Owned::new(ValueNode {
+        NewNode(Owned::from(recycle::boxed(ValueNode {
             version,
             value,
             weight,
             expires_at: AtomicU64::new(expires_at),
             idle_expires_at: AtomicU64::new(idle_expires_at),
-        }))
+        })))
     }
 
     pub(crate) fn weight(&self) -> u32 {
@@ -178,7 +179,7 @@ impl<K, V> RawTable<K, V> {
             Ok(_) => {
                 // SAFETY: the old node is unreachable now (the entry points elsewhere and nodes are
                 // referenced from nowhere else); readers that loaded it hold guards.
-                unsafe { guard.defer_destroy(found.node) };
+                unsafe { retire(found.node, guard) };
                 Ok(())
             }
             Err(err) => Err(NewNode(err.new)),
@@ -213,7 +214,7 @@ impl<K, V> RawTable<K, V> {
         self.len.add(-1);
         // SAFETY: the node is sealed, so no reader will return it and no writer can replace it;
         // threads that loaded it before hold guards.
-        unsafe { guard.defer_destroy(found.node) };
+        unsafe { retire(found.node, guard) };
         self.unlink(found.entry, guard);
         true
     }
@@ -257,13 +258,13 @@ impl<K, V> RawTable<K, V> {
         K: Eq,
     {
         let owners = if queued { LINKED | QUEUED } else { LINKED };
-        let mut entry = Owned::new(Entry {
+        let mut entry: Owned<Entry<K, V>> = Owned::from(recycle::boxed(Entry {
             hash,
             key,
             value: Atomic::from(node.0),
             owners: AtomicU8::new(owners),
             frequency: AtomicU8::new(0),
-        });
+        }));
         'restart: loop {
             let table = self.writable_table(guard);
             let mut start = None;
@@ -460,6 +461,21 @@ impl<K, V> RawTable<K, V> {
     }
 }
 
+/// Destroys a value node or an entry once no thread can be reading it, keeping its memory for
+/// this thread's next allocation of the same layout (see [`recycle`]).
+///
+/// # Safety
+///
+/// As for `Guard::defer_destroy`: `retired` is unreachable for threads that pin from now on,
+/// and it is retired once.
+unsafe fn retire<T>(retired: Shared<'_, T>, guard: &Guard) {
+    let retired = retired.as_raw().cast_mut();
+    // SAFETY: the caller's contract is `defer_destroy`'s, and the closure does what it would: it
+    // drops the object once every guard that could have loaded it is gone. Nodes and entries are
+    // allocated as `Box`es (`recycle::boxed`), which `release` needs.
+    unsafe { guard.defer_unchecked(move || recycle::release(retired)) };
+}
+
 /// Drops one owner's share (`LINKED` or `QUEUED`) of an entry, retiring it with the last share.
 ///
 /// # Safety
@@ -474,7 +490,7 @@ unsafe fn release<K, V>(entry: Shared<'_, Entry<K, V>>, share: u8, guard: &Guard
     if owners & !share == 0 {
         // SAFETY: no owner is left: the entry is in no table and no queue. Threads that reached
         // it through a table hold guards.
-        unsafe { guard.defer_destroy(entry) };
+        unsafe { retire(entry, guard) };
     }
 }
 

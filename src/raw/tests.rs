@@ -133,3 +133,31 @@ fn bounded_cache_evicts_expires_and_frees_everything() {
     // Entries still queued (live or dead), entries only in the table, and retired ones are all
     // freed by the drop: Miri's leak checker verifies it.
 }
+
+/// Replaced nodes and removed entries come back as new ones (`recycle`): what is read from
+/// recycled memory is only ever the value last written into it.
+#[test]
+fn recycled_nodes_and_entries_hold_only_what_was_written_into_them() {
+    let cache = small_cache();
+    let mut recycled_seen = 0;
+    for round in 0..30u64 {
+        let key = round % 3;
+        let version = cache.insert(key, format!("v{round}"));
+        assert_eq!(cache.gets(&key), Some((format!("v{round}"), version)));
+        if round % 5 == 4 {
+            assert_eq!(cache.remove(&key), Some(format!("v{round}")));
+        }
+        // Collect: retired nodes and entries go to this thread's free list, for the next writes.
+        cache.guard().flush();
+        recycled_seen = recycled_seen.max(
+            super::recycle::kept::<super::ValueNode<String>>()
+                + super::recycle::kept::<super::Entry<u64, String>>(),
+        );
+    }
+    assert!(recycled_seen > 0, "no node or entry was recycled");
+    for key in 0..3u64 {
+        let last = (0..30u64).filter(|r| r % 3 == key).max().unwrap();
+        let expected = (last % 5 != 4).then(|| format!("v{last}"));
+        assert_eq!(cache.get(&key), expected);
+    }
+}
