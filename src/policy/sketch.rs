@@ -2,13 +2,16 @@
 //! admission into the main queue.
 //!
 //! Four rows of `width` counters, 16 packed per `u64`. An increment raises only the row counters
-//! equal to the current minimum (conservative update), saturating at 15. After `10 × entries`
+//! equal to the current minimum (conservative update), saturating at 15. After `20 × entries`
 //! increments every counter is halved, so old popularity fades.
 
 /// Counters per expected entry, per row.
 const COUNTERS_PER_ENTRY: usize = 4;
-/// Halve every counter after this many increments per expected entry.
-const AGING_PERIOD_PER_ENTRY: u64 = 10;
+/// Halve every counter after this many increments per expected entry. Caffeine's 10 measured
+/// lower here: 20 gained 0.1 to 0.4 points on OLTP, P3, sprite, scarab and orm-night, and lost
+/// at most 0.13 elsewhere (zigzag, within its run-to-run spread, aside); 40 lost 1.3 on
+/// OLTP @ 2,000 (`docs/policy-research.md` §7.1).
+const AGING_PERIOD_PER_ENTRY: u64 = 20;
 
 pub(super) struct Sketch {
     rows: [Box<[u64]>; 4],
