@@ -9,7 +9,7 @@
 //! by removals and evictions, go the same way.
 //!
 //! Blocks are kept per memory layout, so nodes of every cache and value type with the same
-//! size and alignment share them. A thread keeps at most [`KEPT_PER_LAYOUT`] blocks per layout
+//! size and alignment share them. A thread keeps at most [`kept_per_layout`] blocks per layout
 //! and frees the rest, and frees all of them when it exits. Under loom the pool is bypassed:
 //! the models check the protocols, not the allocator.
 
@@ -19,8 +19,20 @@ use std::mem::MaybeUninit;
 #[cfg(not(loom))]
 use std::ptr::NonNull;
 
-/// Blocks a thread keeps per layout (48-byte nodes: 12 KiB).
-const KEPT_PER_LAYOUT: usize = 256;
+/// Blocks a thread keeps per layout, at most.
+#[cfg(not(loom))]
+const KEPT_BLOCKS: usize = 256;
+/// Bytes a thread keeps per layout, at most (so values stored inline in big nodes do not make
+/// every thread hold megabytes).
+#[cfg(not(loom))]
+const KEPT_BYTES: usize = 16 << 10;
+
+/// How many free blocks of `layout` a thread keeps: 256 of the 48-byte nodes of a `u64` cache,
+/// 4 of a node holding a 4 KiB array.
+#[cfg(not(loom))]
+fn kept_per_layout(layout: Layout) -> usize {
+    (KEPT_BYTES / layout.size().max(1)).clamp(1, KEPT_BLOCKS)
+}
 
 /// `value` in a `Box` whose memory is recycled if this thread holds a block of `T`'s layout, and
 /// freshly allocated otherwise.
@@ -85,7 +97,7 @@ mod pool {
     use std::cell::RefCell;
     use std::ptr::NonNull;
 
-    use super::KEPT_PER_LAYOUT;
+    use super::kept_per_layout;
 
     /// This thread's free blocks, by layout (a program has few node layouts: a short list).
     struct Pool(Vec<(Layout, Vec<NonNull<u8>>)>);
@@ -144,7 +156,7 @@ mod pool {
                 }
             };
             let blocks = &mut pool.0[index].1;
-            if blocks.len() < KEPT_PER_LAYOUT {
+            if blocks.len() < kept_per_layout(layout) {
                 blocks.push(block);
                 Ok(())
             } else {
@@ -177,7 +189,9 @@ mod tests {
 
     #[test]
     fn a_thread_keeps_a_bounded_number_of_blocks_and_frees_the_rest() {
-        let boxes: Vec<*mut [u64; 3]> = (0..KEPT_PER_LAYOUT + 10)
+        let kept_at_most = kept_per_layout(Layout::new::<[u64; 3]>());
+        assert_eq!(kept_at_most, 256);
+        let boxes: Vec<*mut [u64; 3]> = (0..kept_at_most + 10)
             .map(|i| Box::into_raw(boxed([i as u64; 3])))
             .collect();
         for &ptr in &boxes {
@@ -185,8 +199,8 @@ mod tests {
             unsafe { release(ptr) };
         }
         // The rest were freed: Miri's leak checker holds that to account.
-        assert_eq!(kept::<[u64; 3]>(), KEPT_PER_LAYOUT);
-        let reused: Vec<Box<[u64; 3]>> = (0..KEPT_PER_LAYOUT).map(|_| boxed([7; 3])).collect();
+        assert_eq!(kept::<[u64; 3]>(), kept_at_most);
+        let reused: Vec<Box<[u64; 3]>> = (0..kept_at_most).map(|_| boxed([7; 3])).collect();
         assert_eq!(kept::<[u64; 3]>(), 0);
         assert!(reused.iter().all(|b| **b == [7; 3]));
     }
@@ -201,6 +215,17 @@ mod tests {
             // SAFETY: a live box given up with `into_raw`.
             unsafe { release(inner) };
         }
+    }
+
+    #[test]
+    fn big_blocks_are_kept_by_the_byte() {
+        type Page = [u8; 4096];
+        let pages: Vec<*mut Page> = (0..8).map(|_| Box::into_raw(boxed([1u8; 4096]))).collect();
+        for &page in &pages {
+            // SAFETY: each is a live box given up with `into_raw`, released once.
+            unsafe { release(page) };
+        }
+        assert_eq!(kept::<Page>(), 4);
     }
 
     #[test]
