@@ -469,7 +469,8 @@ impl<K, V> RawTable<K, V> {
 /// As for `Guard::defer_destroy`: `retired` is unreachable for threads that pin from now on,
 /// and it is retired once.
 unsafe fn retire<T>(retired: Shared<'_, T>, guard: &Guard) {
-    let retired = retired.as_raw().cast_mut();
+    let retired = std::ptr::NonNull::new(retired.as_raw().cast_mut())
+        .expect("only nodes and entries that were reachable are retired");
     // SAFETY: the caller's contract is `defer_destroy`'s, and the closure does what it would: it
     // drops the object once every guard that could have loaded it is gone. Nodes and entries are
     // allocated as `Box`es (`recycle::boxed`), which `release` needs.

@@ -16,7 +16,6 @@
 #[cfg(not(loom))]
 use std::alloc::Layout;
 use std::mem::MaybeUninit;
-#[cfg(not(loom))]
 use std::ptr::NonNull;
 
 /// Blocks a thread keeps per layout, at most.
@@ -63,26 +62,17 @@ pub(super) fn boxed<T>(value: T) -> Box<T> {
 /// `ptr` must own a live `T` in memory allocated as by `Box::new` (a `Box<T>` or crossbeam
 /// `Owned<T>` given up with `into_raw`, or a retired `Shared` of one), which nobody else will
 /// use again.
-pub(super) unsafe fn release<T>(ptr: *mut T) {
+pub(super) unsafe fn release<T>(ptr: NonNull<T>) {
     // SAFETY: the caller hands over a live, owned `T`. It is dropped before the pool is touched,
     // so a `Drop` of `T` that writes to a cache (and so allocates) cannot find the pool borrowed.
-    unsafe { std::ptr::drop_in_place(ptr) };
-    let block = ptr.cast::<MaybeUninit<T>>();
+    unsafe { std::ptr::drop_in_place(ptr.as_ptr()) };
     #[cfg(not(loom))]
-    {
-        let Some(block) = NonNull::new(block) else {
-            return;
-        };
-        match pool::keep(Layout::new::<T>(), block.cast()) {
-            Ok(()) => {}
-            // SAFETY: the memory is the `Box` allocation of a `T` (the caller's contract), now
-            // uninitialised; nobody else owns it.
-            Err(block) => drop(unsafe { Box::from_raw(block.as_ptr().cast::<MaybeUninit<T>>()) }),
-        }
+    if pool::keep(Layout::new::<T>(), ptr.cast()).is_ok() {
+        return;
     }
-    #[cfg(loom)]
-    // SAFETY: as above.
-    drop(unsafe { Box::from_raw(block) });
+    // SAFETY: the memory is the `Box` allocation of a `T` (the caller's contract), now
+    // uninitialised, and the pool did not take it: nobody else owns it.
+    drop(unsafe { Box::from_raw(ptr.as_ptr().cast::<MaybeUninit<T>>()) });
 }
 
 /// How many free blocks of `T`'s layout this thread keeps.
@@ -176,7 +166,7 @@ mod tests {
         let first = Box::into_raw(boxed(String::from("first")));
         let before = kept::<String>();
         // SAFETY: `first` is a live `Box<String>` given up with `into_raw`.
-        unsafe { release(first) };
+        unsafe { release(NonNull::new(first).unwrap()) };
         assert_eq!(kept::<String>(), before + 1);
         // Another layout does not take it.
         assert_eq!(*boxed(0u8), 0);
@@ -196,7 +186,7 @@ mod tests {
             .collect();
         for &ptr in &boxes {
             // SAFETY: each is a live box given up with `into_raw`, released once.
-            unsafe { release(ptr) };
+            unsafe { release(NonNull::new(ptr).unwrap()) };
         }
         // The rest were freed: Miri's leak checker holds that to account.
         assert_eq!(kept::<[u64; 3]>(), kept_at_most);
@@ -213,7 +203,7 @@ mod tests {
         fn drop(&mut self) {
             let inner = Box::into_raw(boxed(self.0 + 1));
             // SAFETY: a live box given up with `into_raw`.
-            unsafe { release(inner) };
+            unsafe { release(NonNull::new(inner).unwrap()) };
         }
     }
 
@@ -223,7 +213,7 @@ mod tests {
         let pages: Vec<*mut Page> = (0..8).map(|_| Box::into_raw(boxed([1u8; 4096]))).collect();
         for &page in &pages {
             // SAFETY: each is a live box given up with `into_raw`, released once.
-            unsafe { release(page) };
+            unsafe { release(NonNull::new(page).unwrap()) };
         }
         assert_eq!(kept::<Page>(), 4);
     }
@@ -232,7 +222,7 @@ mod tests {
     fn a_drop_that_allocates_does_not_find_the_pool_borrowed() {
         let outer = Box::into_raw(boxed(AllocatesOnDrop(1)));
         // SAFETY: a live box given up with `into_raw`.
-        unsafe { release(outer) };
+        unsafe { release(NonNull::new(outer).unwrap()) };
         assert_eq!(boxed(AllocatesOnDrop(5)).0, 5);
     }
 
@@ -241,7 +231,7 @@ mod tests {
         let ptr = Box::into_raw(boxed(41u128)) as usize;
         std::thread::spawn(move || {
             // SAFETY: a live box given up with `into_raw`, handed to this thread.
-            unsafe { release(ptr as *mut u128) };
+            unsafe { release(NonNull::new(ptr as *mut u128).unwrap()) };
             assert_eq!(kept::<u128>(), 1);
             assert_eq!(*boxed(42u128), 42);
             assert_eq!(kept::<u128>(), 0);
