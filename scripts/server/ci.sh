@@ -164,29 +164,26 @@ else
     record "c. differential" FAIL "cascached not running"
 fi
 
+# instances_proof LABEL TAG SCRIPT FIGURE1 FIGURE2: a proof whose script starts cascached instances
+# of its own (--bin): PASS with its two figure lines, FAIL with its first FAIL line (or its last)
+instances_proof() {
+    local label="$1" tag="$2" script="$3" out="$WORK/$2.out"
+    if ! ((CC_BUILT)); then
+        record "$label" FAIL "cascached not built"
+    elif run_proof "$tag" "$out" python3 "$HERE/$script" --bin "$CASCACHED"; then
+        record "$label" PASS "$(figure "$4" "$out"); $(figure "$5" "$out")"
+    else
+        record "$label" FAIL "$( (grep -m1 'FAIL' "$out" || tail -1 "$out") | cut -c1-200)"
+    fi
+}
+
 # d. HashClient over 3 instances
 step "d. pymemcache HashClient over 3 cascached instances, one stopped"
-if ((CC_BUILT)); then
-    if run_proof hash "$WORK/d.out" python3 "$HERE/hashclient.py" --bin "$CASCACHED"; then
-        record "d. HashClient" PASS "$(figure 'keys over 3' "$WORK/d.out"); $(figure 'after failover' "$WORK/d.out")"
-    else
-        record "d. HashClient" FAIL "$( (grep -m1 'FAIL' "$WORK/d.out" || tail -1 "$WORK/d.out") | cut -c1-200)"
-    fi
-else
-    record "d. HashClient" FAIL "cascached not built"
-fi
+instances_proof "d. HashClient" d hashclient.py 'keys over 3' 'after failover'
 
 # f. twemproxy in front of 2 instances
 step "f. twemproxy (nutcracker, ketama) over 2 cascached instances"
-if ((CC_BUILT)); then
-    if run_proof twem "$WORK/f.out" python3 "$HERE/twemproxy.py" --bin "$CASCACHED"; then
-        record "f. twemproxy" PASS "$(figure 'keys through nutcracker' "$WORK/f.out"); $(figure 'founding loop' "$WORK/f.out")"
-    else
-        record "f. twemproxy" FAIL "$( (grep -m1 'FAIL' "$WORK/f.out" || tail -1 "$WORK/f.out") | cut -c1-200)"
-    fi
-else
-    record "f. twemproxy" FAIL "cascached not built"
-fi
+instances_proof "f. twemproxy" f twemproxy.py 'keys through nutcracker' 'founding loop'
 
 # e. throughput
 step "e. throughput vs memcached (interleaved rounds)"
