@@ -435,6 +435,17 @@ impl<K, V> Queues<K, V> {
                 fold_hits(&mut self.sketch, &mut self.climber, queued);
             }
         }
+        // The next visits' entries are cold (each was queued long ago): start loading them now,
+        // for the next admission. (Without it the cursor's loads were a third of the admission
+        // path's samples on churn.)
+        let queued_len = self.small.len() + self.main.len();
+        for step in 1..=CURSOR_STEPS.min(queued_len) {
+            let position = (self.cursor + step) % queued_len;
+            match self.small.get(position) {
+                Some((queued, _)) => queued.prefetch(),
+                None => self.main[position - self.small.len()].0.prefetch(),
+            }
+        }
     }
 
     /// Counts a miss and, at the end of each period, moves the small queue's share toward a
@@ -488,6 +499,9 @@ impl<K, V> Queues<K, V> {
     fn main_victim<'g>(&mut self, hand: &Hand<'_, 'g, K, V>) -> Option<Found<'g, K, V>> {
         loop {
             let (head, _) = self.main.front()?;
+            if let Some((next, _)) = self.main.get(1) {
+                next.prefetch(); // the head after this one, cold like it
+            }
             let Some(found) = head.current(hand.guard) else {
                 let (gone, weight) = self.main.pop_front().expect("just looked at it");
                 self.main_weight -= u64::from(weight);
@@ -532,6 +546,9 @@ impl<K, V> Queues<K, V> {
                 let Some((candidate, weight)) = self.small.pop_front() else {
                     return; // both queues empty: the excess is entries still being linked
                 };
+                if let Some((next, _)) = self.small.front() {
+                    next.prefetch(); // the next admission's candidate
+                }
                 self.small_weight -= u64::from(weight);
                 let Some(found) = candidate.current(hand.guard) else {
                     candidate.release(hand.guard);
