@@ -537,5 +537,20 @@ impl<K, V> Drop for RawTable<K, V> {
     }
 }
 
+/// Starts loading the cache line at `address`, for code that will read it soon.
+#[inline]
+fn prefetch<T>(address: *const T) {
+    #[cfg(all(target_arch = "x86_64", not(loom), not(miri)))]
+    // SAFETY: a prefetch is only a hint: it never faults, whatever the address, and reads
+    // nothing into the program. (`unused_unsafe`: newer compilers declare the intrinsic safe.)
+    #[allow(unused_unsafe)]
+    unsafe {
+        use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
+        _mm_prefetch::<_MM_HINT_T0>(address.cast::<i8>());
+    }
+    #[cfg(not(all(target_arch = "x86_64", not(loom), not(miri))))]
+    let _ = address;
+}
+
 #[cfg(test)]
 mod tests;

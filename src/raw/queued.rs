@@ -40,15 +40,7 @@ impl<K, V> QueuedEntry<K, V> {
     /// heads are cold: they were queued a whole queue length ago).
     #[inline]
     pub(crate) fn prefetch(&self) {
-        #[cfg(all(target_arch = "x86_64", not(loom), not(miri)))]
-        // SAFETY: a prefetch is only a hint: it never faults and reads nothing into the program
-        // (and the QUEUED share keeps the entry allocated anyway). `unused_unsafe`: newer
-        // compilers declare the intrinsic safe.
-        #[allow(unused_unsafe)]
-        unsafe {
-            use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
-            _mm_prefetch::<_MM_HINT_T0>(self.entry.as_ptr().cast::<i8>());
-        }
+        super::prefetch(self.entry.as_ptr());
     }
 
     /// The key's hash.
