@@ -2,14 +2,21 @@
 //!
 //! `cargo bench --bench core`
 
+// Shared with benches/peers.rs and examples/compare; only the key streams are used here.
+#[allow(dead_code)]
+mod workloads;
+
 use criterion::{black_box, criterion_group, criterion_main, BatchSize, Criterion, Throughput};
 
 use cascache::Cache;
 
 const KEYS: u64 = 100_000;
 
+/// Every key present: the capacity leaves room, because a sharded capacity would evict a few keys
+/// of a full shard before the cache as a whole is full (and `gets(..).unwrap()` below relies on
+/// every key being there).
 fn filled() -> Cache<u64, u64> {
-    let cache = Cache::new(KEYS);
+    let cache = Cache::new(KEYS * 5 / 4);
     for key in 0..KEYS {
         cache.insert(key, key);
     }
@@ -36,6 +43,24 @@ fn core_operations(c: &mut Criterion) {
             }
         })
     });
+    // In key order, consecutive reads touch neighbouring memory; in Zipf order each read misses,
+    // and the pin's full barrier also keeps one read's misses from overlapping the next one's.
+    let zipf = workloads::zipf::stream(KEYS, workloads::ZIPF_S, KEYS as usize, 1);
+    group.bench_function("get (hit), Zipf order", |b| {
+        b.iter(|| {
+            for key in &zipf {
+                black_box(cache.get(key));
+            }
+        })
+    });
+    group.bench_function("get, Zipf order, one pin for all", |b| {
+        b.iter(|| {
+            let pinned = cache.pin();
+            for key in &zipf {
+                black_box(pinned.get(key));
+            }
+        })
+    });
     group.bench_function("gets + compare_and_swap", |b| {
         b.iter(|| {
             for key in 0..KEYS {
@@ -53,7 +78,7 @@ fn core_operations(c: &mut Criterion) {
     });
     group.bench_function("insert into an empty cache", |b| {
         b.iter_batched(
-            || Cache::<u64, u64>::new(KEYS),
+            || Cache::<u64, u64>::new(KEYS * 5 / 4),
             |fresh| {
                 for key in 0..KEYS {
                     fresh.insert(key, key);
