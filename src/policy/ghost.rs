@@ -83,6 +83,13 @@ impl Ghost {
         bucket.uncount(fingerprint(hash))
     }
 
+    /// Starts loading `hash`'s bucket, for an insert or take soon after.
+    pub(super) fn prefetch(&self, hash: u64) {
+        if !self.buckets.is_empty() {
+            crate::raw::prefetch(&self.buckets[self.index(hash)]);
+        }
+    }
+
     #[cfg(test)]
     fn contains(&self, hash: u64) -> bool {
         let counted = fingerprint(hash) | COUNTED as u32;

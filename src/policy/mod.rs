@@ -207,6 +207,8 @@ impl<K, V> Policy<K, V> {
         shard.weight.fetch_add(i64::from(weight), Ordering::AcqRel);
         let hand = shard.hand(raw, now, guard);
         let mut queues = shard.queues.lock();
+        // Its ghost lookup comes after the sketch and the cursor: start the load now.
+        queues.ghost.prefetch(queued.hash());
         queues.drop_stale_slots(&shard.stale_slots, hand.guard);
         queues.climb(&hand);
         queues.sketch.increment(queued.hash());
@@ -560,6 +562,7 @@ impl<K, V> Queues<K, V> {
                     continue;
                 }
                 let hash = candidate.hash();
+                self.ghost.prefetch(hash); // most candidates are evicted into it
                 let seen_before = candidate.frequency() >= 1 || self.sketch.estimate(hash) >= 2;
                 let promote = (seen_before && self.admit(hash, main_share, hand))
                     || self.main_weight < main_share;

@@ -537,9 +537,10 @@ impl<K, V> Drop for RawTable<K, V> {
     }
 }
 
-/// Starts loading the cache line at `address`, for code that will read it soon.
+/// Starts loading the cache line at `address`, for code that will read it soon. Safe for any
+/// address: the policy uses it on its own tables too.
 #[inline]
-fn prefetch<T>(address: *const T) {
+pub(crate) fn prefetch<T>(address: *const T) {
     #[cfg(all(target_arch = "x86_64", not(loom), not(miri)))]
     // SAFETY: a prefetch is only a hint: it never faults, whatever the address, and reads
     // nothing into the program. (`unused_unsafe`: newer compilers declare the intrinsic safe.)
