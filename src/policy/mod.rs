@@ -422,12 +422,7 @@ impl<K, V> Queues<K, V> {
         let queued_len = self.small.len() + self.main.len();
         for _ in 0..CURSOR_STEPS.min(queued_len) {
             self.cursor = (self.cursor + 1) % queued_len;
-            let position = self.cursor;
-            let queued = if position < self.small.len() {
-                &self.small[position].0
-            } else {
-                &self.main[position - self.small.len()].0
-            };
+            let queued = queued_at(&self.small, &self.main, self.cursor);
             let Some(found) = queued.current(hand.guard) else {
                 continue;
             };
@@ -442,11 +437,7 @@ impl<K, V> Queues<K, V> {
         // path's samples on churn.)
         let queued_len = self.small.len() + self.main.len();
         for step in 1..=CURSOR_STEPS.min(queued_len) {
-            let position = (self.cursor + step) % queued_len;
-            match self.small.get(position) {
-                Some((queued, _)) => queued.prefetch(),
-                None => self.main[position - self.small.len()].0.prefetch(),
-            }
+            queued_at(&self.small, &self.main, (self.cursor + step) % queued_len).prefetch();
         }
     }
 
@@ -618,6 +609,18 @@ impl<K, V> Shard<K, V> {
             now,
             guard,
         }
+    }
+}
+
+/// The entry at `position` of `small` followed by `main` (the cursor's walk).
+fn queued_at<'q, K, V>(
+    small: &'q VecDeque<(QueuedEntry<K, V>, u32)>,
+    main: &'q VecDeque<(QueuedEntry<K, V>, u32)>,
+    position: usize,
+) -> &'q QueuedEntry<K, V> {
+    match small.get(position) {
+        Some((queued, _)) => queued,
+        None => &main[position - small.len()].0,
     }
 }
 
