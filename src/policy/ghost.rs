@@ -233,6 +233,7 @@ mod tests {
     /// Random inserts and hits over a few keys, where no bucket can overflow (at most 8 live
     /// copies): every answer matches the reference's.
     #[test]
+    #[cfg_attr(miri, ignore = "safe code only; minutes under Miri")]
     fn answers_as_the_counted_fifo_it_replaced() {
         let keys = hashes(12, 5);
         let mut choices = hashes(200_000, 6).into_iter();
@@ -303,6 +304,7 @@ mod tests {
     /// A bucket that overflows drops its oldest early, rarely: recent hashes are nearly all
     /// remembered, and none older than the capacity.
     #[test]
+    #[cfg_attr(miri, ignore = "safe code only; minutes under Miri")]
     fn a_large_ghost_remembers_about_its_capacity() {
         let capacity = 10_000;
         let mut ghost = Ghost::new();
