@@ -434,8 +434,7 @@ impl<K, V> Queues<K, V> {
         }
         // The next visits' entries are cold (each was queued long ago): start loading them now,
         // for the next admission. (Without it the cursor's loads were a third of the admission
-        // path's samples on churn.)
-        let queued_len = self.small.len() + self.main.len();
+        // path's samples on churn.) The visits above changed no queue, so `queued_len` holds.
         for step in 1..=CURSOR_STEPS.min(queued_len) {
             queued_at(&self.small, &self.main, (self.cursor + step) % queued_len).prefetch();
         }
