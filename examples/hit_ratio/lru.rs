@@ -128,7 +128,6 @@ impl Lru2 {
     pub fn len(&self) -> usize {
         self.map.len()
     }
-    #[allow(dead_code)]
     pub fn is_empty(&self) -> bool {
         self.map.is_empty()
     }
@@ -153,6 +152,9 @@ impl Lru2 {
         };
         self.map.insert(k, i);
         self.push_front_idx(i);
+    }
+    pub fn contains(&self, k: u64) -> bool {
+        self.map.contains_key(&k)
     }
     pub fn remove(&mut self, k: u64) -> bool {
         let Some(i) = self.map.remove(&k) else {
