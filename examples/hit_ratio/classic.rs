@@ -9,7 +9,7 @@ use crate::{FastMap, Policy};
 
 /// ARC as in the paper's figure 4: resident lists T1 (seen once recently) and T2 (seen at least
 /// twice), their ghosts B1 and B2, and the target size `p` of T1, kept as a float.
-pub struct Arc {
+pub struct ArcPolicy {
     cap: usize,
     p: f64,
     t1: Lru2,
@@ -18,10 +18,10 @@ pub struct Arc {
     b2: Lru2,
 }
 
-impl Arc {
+impl ArcPolicy {
     pub fn new(cap: usize) -> Self {
         assert!(cap > 0);
-        Arc {
+        ArcPolicy {
             cap,
             p: 0.0,
             t1: Lru2::default(),
@@ -46,7 +46,7 @@ impl Arc {
     }
 }
 
-impl Policy for Arc {
+impl Policy for ArcPolicy {
     fn name(&self) -> String {
         "ARC".into()
     }
@@ -95,7 +95,7 @@ impl Policy for Arc {
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
-enum Lirs {
+enum LirsStatus {
     /// Resident, in the LIR set.
     Lir,
     /// Resident, in the HIR queue.
@@ -112,7 +112,7 @@ pub struct LirsPolicy {
     lir_cap: usize,
     hir_cap: usize,
     lir_count: usize,
-    status: FastMap<u64, Lirs>,
+    status: FastMap<u64, LirsStatus>,
     /// The recency stack S: most recent first, LIR at its bottom after pruning.
     stack: Lru2,
     /// The queue Q of resident HIR pages.
@@ -144,9 +144,9 @@ impl LirsPolicy {
     fn prune(&mut self) {
         while let Some(bottom) = self.stack.peek_lru() {
             match self.status[&bottom] {
-                Lirs::Lir => return,
-                Lirs::ResidentHir => {}
-                Lirs::GhostHir => {
+                LirsStatus::Lir => return,
+                LirsStatus::ResidentHir => {}
+                LirsStatus::GhostHir => {
                     self.status.remove(&bottom);
                     self.ghosts.remove(bottom);
                 }
@@ -162,7 +162,7 @@ impl LirsPolicy {
             .stack
             .pop_lru()
             .expect("a promotion leaves an LIR page");
-        self.status.insert(bottom, Lirs::ResidentHir);
+        self.status.insert(bottom, LirsStatus::ResidentHir);
         self.queue.push(bottom);
         self.prune();
     }
@@ -170,7 +170,7 @@ impl LirsPolicy {
     /// Makes an evicted HIR page non-resident, forgetting the oldest non-resident page if there
     /// are too many.
     fn remember(&mut self, page: u64) {
-        self.status.insert(page, Lirs::GhostHir);
+        self.status.insert(page, LirsStatus::GhostHir);
         self.ghosts.push(page);
         if self.ghosts.len() > Self::GHOSTS_PER_ENTRY * (self.lir_cap + self.hir_cap) {
             let oldest = self.ghosts.pop_lru().expect("over the bound");
@@ -187,15 +187,15 @@ impl Policy for LirsPolicy {
 
     fn access(&mut self, k: u64) -> bool {
         match self.status.get(&k).copied() {
-            Some(Lirs::Lir) => {
+            Some(LirsStatus::Lir) => {
                 self.stack.touch(k);
                 self.prune();
                 true
             }
-            Some(Lirs::ResidentHir) => {
+            Some(LirsStatus::ResidentHir) => {
                 if self.stack.touch(k) {
                     // Its new reuse distance beats the bottom LIR page's recency.
-                    self.status.insert(k, Lirs::Lir);
+                    self.status.insert(k, LirsStatus::Lir);
                     self.queue.remove(k);
                     self.demote_bottom_lir();
                 } else {
@@ -207,12 +207,12 @@ impl Policy for LirsPolicy {
             status => {
                 if status.is_none() && self.lir_count < self.lir_cap {
                     // Warming up: the first pages fill the LIR set.
-                    self.status.insert(k, Lirs::Lir);
+                    self.status.insert(k, LirsStatus::Lir);
                     self.stack.push(k);
                     self.lir_count += 1;
                     return false;
                 }
-                let returning = status == Some(Lirs::GhostHir);
+                let returning = status == Some(LirsStatus::GhostHir);
                 if returning {
                     // Out of the list first, so that making room below cannot forget it.
                     self.ghosts.remove(k);
@@ -228,10 +228,10 @@ impl Policy for LirsPolicy {
                 if returning {
                     // Back within the stack: its reuse distance earns it the LIR set.
                     self.stack.touch(k);
-                    self.status.insert(k, Lirs::Lir);
+                    self.status.insert(k, LirsStatus::Lir);
                     self.demote_bottom_lir();
                 } else {
-                    self.status.insert(k, Lirs::ResidentHir);
+                    self.status.insert(k, LirsStatus::ResidentHir);
                     self.stack.push(k);
                     self.queue.push(k);
                 }
@@ -252,7 +252,7 @@ mod tests {
     fn both_hold_their_capacity_and_lirs_keeps_its_invariants() {
         let mut state = 0x9E37_79B9_7F4A_7C15u64;
         for capacity in [2, 3, 7, 50] {
-            let mut arc = Arc::new(capacity);
+            let mut arc = ArcPolicy::new(capacity);
             let mut lirs = LirsPolicy::new(capacity);
             for _ in 0..50_000 {
                 state = crate::trace::mix64(state);
@@ -270,18 +270,18 @@ mod tests {
                 let mut resident = 0;
                 for (&page, &status) in &lirs.status {
                     match status {
-                        Lirs::Lir => {
+                        LirsStatus::Lir => {
                             resident += 1;
                             assert!(
                                 lirs.stack.contains(page),
                                 "LIR page {page} not in the stack"
                             );
                         }
-                        Lirs::ResidentHir => {
+                        LirsStatus::ResidentHir => {
                             resident += 1;
                             assert!(lirs.queue.contains(page));
                         }
-                        Lirs::GhostHir => {
+                        LirsStatus::GhostHir => {
                             assert!(lirs.stack.contains(page) && lirs.ghosts.contains(page));
                         }
                     }
