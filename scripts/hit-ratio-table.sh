@@ -15,8 +15,7 @@ rows=(
   "block/cloudphysics-w106.trace.xz 10000"
 )
 # The tool's last line is the row, the line before it the column names (printed once per thread
-# count); the occupancy line starts "# entries held".
-header=
+# count: `header` is reset below); the occupancy line starts "# entries held".
 run() {
   local out
   out=$(./target/release/examples/hit_ratio "$@" 2>/dev/null)

@@ -32,7 +32,8 @@ impl ArcPolicy {
     }
 
     /// The paper's REPLACE: demote T1's LRU page to B1 when T1 is over its target (or at it,
-    /// for a page found in B2), otherwise T2's LRU page to B2.
+    /// for a page found in B2), otherwise T2's LRU page to B2, or T1's if T2 is empty (a full
+    /// T1 at `p` = capacity after a B1 hit, which the paper's figure leaves implicit).
     fn replace(&mut self, in_b2: bool) {
         let t1 = self.t1.len() as f64;
         if !self.t1.is_empty() && ((in_b2 && t1 == self.p) || t1 > self.p) {
