@@ -114,6 +114,65 @@ fn a_loop_longer_than_the_cache_keeps_hitting_a_stable_part() {
     }
 }
 
+/// On a loop longer than the cache nothing is ever hit in the small queue, so every slot it takes
+/// from main is a lost hit per pass. The policy notices within a few passes and shrinks small to
+/// one entry: main then holds 511 of the loop's 1,011 keys. (The hill climber alone took about
+/// 100 passes; with small at its initial 5% of the capacity a pass hits 48.2%.)
+#[test]
+fn a_small_queue_that_never_hits_gives_its_room_to_main_within_a_few_passes() {
+    let (keys, capacity) = (1_011u64, 512u64);
+    let cache = Cache::builder().max_capacity(capacity).shards(1).build();
+    let mut hits = 0u64;
+    let (warm_up, passes) = (8, 20);
+    for pass in 0..passes {
+        for key in 0..keys {
+            if cache.get(&key).is_some() {
+                hits += u64::from(pass >= warm_up);
+            } else {
+                cache.insert(key, key);
+            }
+        }
+    }
+    let ratio = hits as f64 / ((passes - warm_up) * keys) as f64;
+    let ceiling = (capacity - 1) as f64 / keys as f64; // small keeps at least one entry
+    assert!(
+        ratio >= 0.99 * ceiling,
+        "hit ratio {:.2}% over passes {warm_up}..{passes}, ceiling {:.2}%",
+        100.0 * ratio,
+        100.0 * ceiling
+    );
+}
+
+/// A scan hits nothing anywhere, so small's missing hits say nothing against it: a scan must not
+/// shrink small. Afterwards every key comes back once, 8 misses later, and is hit only while it
+/// is still in small.
+#[test]
+fn a_scan_does_not_shrink_the_small_queue() {
+    let cache = Cache::builder().max_capacity(512).shards(1).build();
+    for key in 0..30_000u64 {
+        assert!(cache.get(&key).is_none());
+        cache.insert(key, key);
+    }
+    let (mut hits, mut requests) = (0u64, 0u64);
+    for key in 1_000_000..1_010_000u64 {
+        for key in [key, key - 8] {
+            requests += 1;
+            if cache.get(&key).is_some() {
+                hits += 1;
+            } else {
+                cache.insert(key, key);
+            }
+        }
+    }
+    // Half of the requests come back within small's reach (its initial share is 25 entries).
+    let ratio = hits as f64 / requests as f64;
+    assert!(
+        ratio >= 0.49,
+        "hit ratio after the scan {:.2}%",
+        100.0 * ratio
+    );
+}
+
 #[test]
 fn weights_bound_the_total_and_oversized_values_are_refused() {
     let log: Arc<Mutex<Vec<(u32, RemovalCause)>>> = Arc::default();
