@@ -515,22 +515,23 @@ impl<K, V> Queues<K, V> {
         let capacity = capacity.max(1) as f64;
         let low = (capacity * SMALL_MIN).max(1.0);
         let queued = (self.small.len() + self.main.len()).max(1) as u64;
+        if self.unused_small_departures < 2 * queued || self.small_target <= low {
+            return;
+        }
         let main_hits = (self.climber.total_hits - self.hits_before_unused_run) as f64;
         let hits_for_small_share =
             main_hits * self.small_target / (capacity - self.small_target).max(1.0);
-        if self.unused_small_departures >= 2 * queued
-            && self.small_target > low
-            && hits_for_small_share >= UNUSED_SMALL_EVIDENCE
-        {
-            self.small_target = (self.small_target / 2.0).max(low);
-            self.restart_unused_run();
-            let climber = &mut self.climber;
-            climber.previous = -1.0;
-            climber.requests = 0;
-            climber.hits = 0;
-            climber.direction = -1.0;
-            climber.step = capacity * 0.02;
+        if hits_for_small_share < UNUSED_SMALL_EVIDENCE {
+            return; // nothing hit anywhere yet (a scan): no evidence against small
         }
+        self.small_target = (self.small_target / 2.0).max(low);
+        self.restart_unused_run();
+        let climber = &mut self.climber;
+        climber.previous = -1.0;
+        climber.requests = 0;
+        climber.hits = 0;
+        climber.direction = -1.0;
+        climber.step = capacity * 0.02;
     }
 
     fn restart_unused_run(&mut self) {
