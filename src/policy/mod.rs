@@ -368,15 +368,7 @@ impl<K, V> Queues<K, V> {
             small_target: (capacity * SMALL_INITIAL).max(1.0),
             unused_small_departures: 0,
             hits_before_unused_run: 0,
-            climber: Climber {
-                requests: 0,
-                hits: 0,
-                total_hits: 0,
-                previous: -1.0,
-                step: 0.0,
-                direction: -1.0,
-                period: (10 * entries as u64).max(20_000),
-            },
+            climber: Climber::new((10 * entries as u64).max(20_000)),
         }
     }
 
@@ -494,7 +486,7 @@ impl<K, V> Queues<K, V> {
             climber.step *= 0.98;
         }
         climber.previous = ratio;
-        let low = (capacity * SMALL_MIN).max(1.0);
+        let low = small_min(capacity);
         let high = (capacity * SMALL_MAX).max(low);
         self.small_target = (self.small_target + climber.direction * climber.step).clamp(low, high);
     }
@@ -513,7 +505,7 @@ impl<K, V> Queues<K, V> {
         }
         self.unused_small_departures += 1;
         let capacity = capacity.max(1) as f64;
-        let low = (capacity * SMALL_MIN).max(1.0);
+        let low = small_min(capacity);
         let queued = (self.small.len() + self.main.len()).max(1) as u64;
         if self.unused_small_departures < 2 * queued || self.small_target <= low {
             return;
@@ -526,12 +518,7 @@ impl<K, V> Queues<K, V> {
         }
         self.small_target = (self.small_target / 2.0).max(low);
         self.restart_unused_run();
-        let climber = &mut self.climber;
-        climber.previous = -1.0;
-        climber.requests = 0;
-        climber.hits = 0;
-        climber.direction = -1.0;
-        climber.step = capacity * 0.02;
+        self.climber.restart();
     }
 
     fn restart_unused_run(&mut self) {
@@ -709,6 +696,37 @@ fn fold_hits<K, V>(sketch: &mut Sketch, climber: &mut Climber, queued: &QueuedEn
     climber.hits += u64::from(hits);
     climber.requests += u64::from(hits);
     climber.total_hits += u64::from(hits);
+}
+
+impl Climber {
+    fn new(period: u64) -> Self {
+        let mut climber = Climber {
+            requests: 0,
+            hits: 0,
+            total_hits: 0,
+            previous: 0.0,
+            step: 0.0,
+            direction: 0.0,
+            period,
+        };
+        climber.restart();
+        climber
+    }
+
+    /// Back to the state of a new cache (`total_hits` aside): the next full period only records
+    /// its hit ratio, the first move shrinks small, and the step is set again at the next miss.
+    fn restart(&mut self) {
+        self.requests = 0;
+        self.hits = 0;
+        self.previous = -1.0;
+        self.step = 0.0;
+        self.direction = -1.0;
+    }
+}
+
+/// The small queue's smallest share of a shard's capacity (in weight units).
+fn small_min(capacity: f64) -> f64 {
+    (capacity * SMALL_MIN).max(1.0)
 }
 
 /// What the eviction hand works with.
