@@ -3,11 +3,11 @@
 # tool's own output lines (cascache, moka, moka(exact), quick_cache, exact LRU side by side, and
 # on 1 thread ARC and LIRS), each followed by how many entries the concurrent caches held
 # (mean / max, % of capacity).
-# Usage: scripts/hit-ratio-table.sh [traces dir]   (default: ../shared/traces)
+# Usage: scripts/hit-ratio-table.sh [traces dir]   (default: traces, in the repository)
 set -euo pipefail
 cd "$(dirname "$0")/.."
-traces=${1:-../shared/traces}
-cargo build --release --example hit_ratio -q
+traces=${1:-traces}
+cargo build --release -p cascache-bench --bin hit_ratio -q
 rows=(
   "arc/OLTP.lis.zst 1000" "arc/OLTP.lis.zst 5000" "arc/P3.lis.zst 32768" "arc/P12.lis.zst 32768"
   "lirs/loop.trace.gz 512" "lirs/sprite.trace.gz 256" "lirs/multi2.trace.gz 512" "lirs/gli.trace.gz 1000"
@@ -18,7 +18,7 @@ rows=(
 # count: `header` is reset below); the occupancy line starts "# entries held".
 run() {
   local out
-  out=$(./target/release/examples/hit_ratio "$@" 2>/dev/null)
+  out=$("${CARGO_TARGET_DIR:-target}"/release/hit_ratio "$@" 2>/dev/null)
   if [ -z "$header" ]; then
     header=printed
     echo "$out" | tail -2 | head -1

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Offline references for one LIRS-format trace at an exact capacity (research only).
 
-Usage: scripts/research/exact_capacity_refs.py ../shared/traces/lirs/sprite.trace.gz 256
+Usage: scripts/research/exact_capacity_refs.py traces/lirs/sprite.trace.gz 256
 
 Prints three families of policies that keep exactly `capacity` keys, each with the knowledge
 or tuning an online cache cannot have, to bound what an exact-capacity policy reaches on a row:

@@ -1,10 +1,6 @@
 //! The Zipf trace of the hit-ratio table, from the benchmarks' seeded generator.
 
-#[path = "../../benches/workloads/zipf.rs"]
-#[allow(dead_code)] // the benchmarks use more of it than this trace does
-mod generator;
-
-use generator::{Rng, Zipf};
+use cascache_bench::workloads::zipf::{Rng, Zipf};
 
 /// Zipf(s) over `n` keys, `len` requests, seeded. Keys are scrambled ranks so that key order
 /// carries no popularity information.

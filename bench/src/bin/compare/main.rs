@@ -1,11 +1,11 @@
 //! A quick side-by-side pass of the performance suite: cascache and its peers on the same Zipf
-//! key streams (`benches/workloads`), rounds interleaved, then a table of medians and ratios, the
+//! key streams (`bench/src/workloads`), rounds interleaved, then a table of medians and ratios, the
 //! targets met or missed, memory per entry (each crate in its own process), and a picture.
 //!
 //! ```sh
-//! cargo run --release --example compare                  # ~1 minute: 5 rounds of 200 ms
-//! cargo run --release --example compare -- --rounds 9 --time 500 --threads 4
-//! cargo run --release --example compare -- --only read-mostly,memory --no-svg
+//! cargo run --release -p cascache-bench --bin compare      # ~1 minute: 5 rounds of 200 ms
+//! cargo run --release -p cascache-bench --bin compare -- --rounds 9 --time 500 --threads 4
+//! cargo run --release -p cascache-bench --bin compare -- --only read-mostly,memory --no-svg
 //! ```
 //!
 //! Options:
@@ -24,9 +24,7 @@
 //! Absolute figures on a shared machine are noise; the ratios, measured in one process with
 //! rounds interleaved, are the result. Every figure printed is computed here.
 
-#[allow(dead_code)]
-#[path = "../../benches/workloads/mod.rs"]
-mod workloads;
+use cascache_bench::workloads;
 
 mod memory;
 mod svg;
@@ -48,7 +46,8 @@ struct Args {
     svg: Option<PathBuf>,
 }
 
-const USAGE: &str = "usage: cargo run --release --example compare -- [--rounds N] [--time MS] \
+const USAGE: &str =
+    "usage: cargo run --release -p cascache-bench --bin compare -- [--rounds N] [--time MS] \
 [--threads N] [--only read-mostly,churn,cas-1,cas-1k,write-heavy,memory] [--peers LIST] \
 [--svg PATH | --no-svg]";
 
@@ -60,7 +59,7 @@ fn parse_args() -> Result<Args, String> {
         workloads: Workload::ALL.to_vec(),
         memory: true,
         peers: None,
-        svg: Some(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("docs/performance.svg")),
+        svg: Some(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../docs/performance.svg")),
     };
     let mut it = std::env::args().skip(1);
     while let Some(arg) = it.next() {

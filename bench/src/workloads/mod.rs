@@ -1,4 +1,4 @@
-//! The performance suite's workloads, shared by the criterion benches (`benches/peers.rs`) and
+//! The performance suite's workloads, shared by the criterion benches (`bench/benches/peers.rs`) and
 //! the side-by-side `compare` example, so both measure exactly the same thing.
 //!
 //! Every workload replays pre-generated Zipf(0.99) key streams, one per thread (thread `t` always

@@ -1,10 +1,8 @@
 //! Single-threaded costs of the core operations (the peer comparisons belong to the full suite).
 //!
-//! `cargo bench --bench core`
+//! `cargo bench -p cascache-bench --bench core`
 
-// Shared with benches/peers.rs and examples/compare; only the key streams are used here.
-#[allow(dead_code)]
-mod workloads;
+use cascache_bench::workloads;
 
 use criterion::{black_box, criterion_group, criterion_main, BatchSize, Criterion, Throughput};
 

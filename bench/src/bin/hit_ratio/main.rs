@@ -2,15 +2,16 @@
 //! and prints their hit ratios side by side.
 //!
 //! ```text
-//! cargo run --release --example hit_ratio -- <trace file | zipf> <capacity> [threads] [--candidates] [--classic] [--opt] [--only NAME]
+//! cargo run --release -p cascache-bench --bin hit_ratio -- <trace file | zipf> <capacity> [threads] [--candidates] [--classic] [--opt] [--only NAME]
 //! ```
 //!
-//! * `<trace file>`: any format of the shared trace set (arc `.lis`, LIRS, big-endian u32/u64,
-//!   adaptsize, txt, oracleGeneral, MSR csv, CacheLib kv csv), optionally compressed (`.zst`,
-//!   `.gz`, `.xz`). The format is detected from the name; a `fmt:` prefix overrides it, e.g.
+//! * `<trace file>`: a trace in any format of the repository's trace set (`traces/`, described
+//!   in `traces/README.md`: arc `.lis`, LIRS, big-endian u32/u64, adaptsize, txt,
+//!   oracleGeneral, MSR csv, CacheLib kv csv), optionally compressed (`.zst`, `.gz`, `.xz`). The
+//!   format is detected from the name; a `fmt:` prefix overrides it, e.g.
 //!   `be32:/path/to/file.xz`. A relative path that does not exist from the current directory is
-//!   also looked up relative to the repository root, so `../shared/traces/arc/OLTP.lis.zst`
-//!   works from anywhere in the repo.
+//!   also looked up relative to the repository root, so `traces/arc/OLTP.lis.zst` works from
+//!   anywhere in the repository.
 //! * `zipf`: Zipf(0.99) over 1M keys, 10M requests, seed 42.
 //! * `<capacity>`: entries, the same for every cache.
 //! * `[threads]` (default 1): cascache, moka and quick_cache are driven by that many threads.
@@ -153,8 +154,8 @@ impl Shared for Quick {
     }
 }
 
-const USAGE: &str = "usage: cargo run --release --example hit_ratio -- <trace file | zipf> <capacity> [threads] [--candidates] [--classic] [--opt] [--only NAME]
-  <trace file>   a trace of /work/shared/traces (format from the name, or a `fmt:` prefix:
+const USAGE: &str = "usage: cargo run --release -p cascache-bench --bin hit_ratio -- <trace file | zipf> <capacity> [threads] [--candidates] [--classic] [--opt] [--only NAME]
+  <trace file>   a trace, e.g. traces/arc/OLTP.lis.zst (see traces/README.md; format from the name, or a `fmt:` prefix:
                  arc, lirs, be32, be64, adaptsize, txt, oracleGeneral, msr-csv, meta-kv-csv)
   zipf           Zipf(0.99) over 1M keys, 10M requests, seed 42
   <capacity>     cache capacity in entries (1 to 2147483648)
@@ -253,7 +254,7 @@ fn trace_spec(arg: &str) -> Result<trace::TraceSpec, String> {
     let mut path = PathBuf::from(raw);
     let mut tried_repo = None;
     if !path.exists() && path.is_relative() {
-        let alt = Path::new(env!("CARGO_MANIFEST_DIR")).join(raw);
+        let alt = repository_root().join(raw);
         if alt.exists() {
             path = alt;
         } else {
@@ -262,15 +263,28 @@ fn trace_spec(arg: &str) -> Result<trace::TraceSpec, String> {
     }
     if let Err(source) = std::fs::metadata(&path) {
         let e = trace::TraceError::Open { path, source };
-        return Err(match tried_repo {
-            Some(alt) => format!("{e} (also tried {})", alt.display()),
-            None => e.to_string(),
-        });
+        let tried = match tried_repo {
+            Some(alt) => format!(" (also tried {})", alt.display()),
+            None => String::new(),
+        };
+        return Err(format!(
+            "{e}{tried}. The traces the tests, tools and docs use are in the repository's \
+             `traces/` folder ({}), named as in `traces/README.md`: put a missing one there, \
+             or give the path of your own copy",
+            repository_root().join("traces").display()
+        ));
     }
     match format {
         Some(format) => Ok(trace::TraceSpec { path, format }),
         None => trace::TraceSpec::parse(&path.to_string_lossy()).map_err(|e| e.to_string()),
     }
+}
+
+/// The repository this tool was built from (the bench crate sits in `bench/`).
+fn repository_root() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("the bench crate is a folder of the repository")
 }
 
 /// Load the whole trace: (display name, keys).
@@ -571,8 +585,7 @@ mod tests {
     /// beats Belady's optimum.
     #[test]
     fn lru_and_arc_reproduce_the_arc_paper_and_opt_bounds_every_policy() {
-        let (_, keys) = load_trace("../shared/traces/arc/OLTP.lis.zst")
-            .expect("the shared traces sit beside the repository (../shared/traces)");
+        let (_, keys) = load_trace("traces/arc/OLTP.lis.zst").unwrap_or_else(|e| panic!("{e}"));
         for (capacity, paper_lru, paper_arc) in [(1_000, 32.83, 38.93), (5_000, 53.65, 55.25)] {
             let lru = run_policy(&mut lru::Lru::new(capacity), &keys);
             assert!(

@@ -1,24 +1,19 @@
 //! cascache against its peers on the same pre-generated Zipf(0.99) key streams (the workloads are
-//! described in `benches/workloads/mod.rs`), at 1 and 2 threads.
+//! described in `bench/src/workloads/mod.rs`), at 1 and 2 threads.
 //!
 //! ```sh
-//! cargo bench --bench peers                         # every workload
-//! cargo bench --bench peers -- churn                # one group
-//! CASCACHE_BENCH_THREADS=1,2,4,8 cargo bench --bench peers   # on a bigger machine
+//! cargo bench -p cascache-bench --bench peers                # every workload
+//! cargo bench -p cascache-bench --bench peers -- churn       # one group
+//! CASCACHE_BENCH_THREADS=1,2,4,8 cargo bench -p cascache-bench --bench peers   # on a bigger machine
 //! ```
 //!
 //! Each group runs every implementation on the same streams (thread `t` replays stream `t`);
 //! `Throughput` is operations. Criterion runs one benchmark after another, so on a shared or noisy
-//! machine prefer `cargo run --release --example compare`, which interleaves rounds and prints
+//! machine prefer `cargo run --release -p cascache-bench --bin compare`, which interleaves rounds and prints
 //! the ratios (memory per entry, measured one crate per process, is there too).
 
-// Shared with examples/compare.rs, which uses parts this bench does not.
-#[allow(dead_code)]
-mod workloads;
-
+use cascache_bench::workloads::{Until, Workload};
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
-
-use workloads::{Until, Workload};
 
 /// Operations per thread in one criterion iteration.
 const BATCH: u64 = 1024;
