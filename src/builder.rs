@@ -9,7 +9,8 @@ use std::time::Duration;
 
 use crossbeam_epoch::Collector;
 
-use crate::cache::{Cache, Config, Listener, Reclaimer, Weigher};
+use crate::cache::Cache;
+use crate::config::{Config, Listener, Reclaimer, Weigher};
 use crate::expiry::{Clock, MonotonicClock, SharedClock};
 use crate::policy::RemovalCause;
 
@@ -67,6 +68,33 @@ impl fmt::Display for BuildError {
 }
 
 impl Error for BuildError {}
+
+impl<K, V> Cache<K, V>
+where
+    K: Hash + Eq + Send + Sync + 'static,
+    V: Send + Sync + 'static,
+{
+    /// A cache for about `max_capacity` entries, with the default hasher.
+    ///
+    /// ```
+    /// let cache: cascache::Cache<u64, String> = cascache::Cache::new(10_000);
+    /// assert!(cache.is_empty());
+    /// ```
+    pub fn new(max_capacity: u64) -> Self {
+        Self::builder().max_capacity(max_capacity).build()
+    }
+
+    /// A builder to configure a cache.
+    ///
+    /// ```
+    /// let cache = cascache::Cache::<String, u64>::builder().max_capacity(500).build();
+    /// cache.insert("a".to_string(), 1);
+    /// assert_eq!(cache.get("a"), Some(1));
+    /// ```
+    pub fn builder() -> CacheBuilder<K, V> {
+        CacheBuilder::new()
+    }
+}
 
 impl<K, V> CacheBuilder<K, V> {
     pub(crate) fn new() -> Self {

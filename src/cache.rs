@@ -8,33 +8,16 @@ use std::hash::{BuildHasher, Hash};
 use std::sync::Arc;
 use std::time::Duration;
 
-use crossbeam_epoch::{Collector, Guard};
+use crossbeam_epoch::Guard;
 
-use crate::builder::CacheBuilder;
+use crate::config::{Config, Reclaimer};
 use crate::error::{CasError, Occupied};
 use crate::expiry::{self, SharedClock};
 use crate::loader::{Loading, Outcome, Role};
-use crate::pinned::Pinned;
 use crate::policy::{Departed, Policy, RemovalCause};
 use crate::raw::{Found, NewNode, OwnedIter, RawTable};
 use crate::stats::{CacheStats, Stat, Stats};
 use crate::version::{next_ordered_version, next_version, Version};
-
-/// Computes an entry's weight toward the capacity.
-pub(crate) type Weigher<K, V> = Box<dyn Fn(&K, &V) -> u32 + Send + Sync>;
-/// Hears about every entry that leaves the cache.
-pub(crate) type Listener<K, V> = Box<dyn Fn(&K, &V, RemovalCause) + Send + Sync>;
-
-/// Everything the builder configures beyond the table.
-pub(crate) struct Config<K, V> {
-    pub(crate) weigher: Option<Weigher<K, V>>,
-    pub(crate) time_to_live: Option<Duration>,
-    pub(crate) time_to_idle: Option<Duration>,
-    pub(crate) clock: SharedClock,
-    pub(crate) listener: Option<Listener<K, V>>,
-    /// Versions from one shared counter, ordered across threads.
-    pub(crate) ordered_versions: bool,
-}
 
 /// A time to idle is extended by reads at most this often (per entry), so hot entries' readers
 /// do not all write the deadline.
@@ -78,53 +61,6 @@ pub struct Cache<K, V, S = ahash::RandomState> {
     /// from false to true and guards no memory, so it is a plain std atomic outside the loom
     /// models.
     timed: std::sync::atomic::AtomicBool,
-}
-
-/// Where retired entries and values go.
-pub(crate) enum Reclaimer {
-    /// crossbeam-epoch's global collector: the fastest pin.
-    #[cfg(not(loom))]
-    Global,
-    /// A collector of the cache's own (tests, loom models, or isolation from other users).
-    Local(Collector),
-}
-
-impl Reclaimer {
-    #[inline]
-    fn pin(&self) -> Guard {
-        match self {
-            #[cfg(not(loom))]
-            Reclaimer::Global => crate::sync::epoch::pin(),
-            Reclaimer::Local(collector) => collector.register().pin(),
-        }
-    }
-}
-
-impl<K, V> Cache<K, V>
-where
-    K: Hash + Eq + Send + Sync + 'static,
-    V: Send + Sync + 'static,
-{
-    /// A cache for about `max_capacity` entries, with the default hasher.
-    ///
-    /// ```
-    /// let cache: cascache::Cache<u64, String> = cascache::Cache::new(10_000);
-    /// assert!(cache.is_empty());
-    /// ```
-    pub fn new(max_capacity: u64) -> Self {
-        Self::builder().max_capacity(max_capacity).build()
-    }
-
-    /// A builder to configure a cache.
-    ///
-    /// ```
-    /// let cache = cascache::Cache::<String, u64>::builder().max_capacity(500).build();
-    /// cache.insert("a".to_string(), 1);
-    /// assert_eq!(cache.get("a"), Some(1));
-    /// ```
-    pub fn builder() -> CacheBuilder<K, V> {
-        CacheBuilder::new()
-    }
 }
 
 impl<K, V, S> Cache<K, V, S>
@@ -291,20 +227,6 @@ where
         }
     }
 
-    /// Pins the current thread once for several operations, and gives reads that borrow instead
-    /// of cloning. See [`Pinned`].
-    ///
-    /// ```
-    /// let cache = cascache::Cache::new(100);
-    /// cache.insert(1, "one".to_string());
-    /// let pinned = cache.pin();
-    /// let one: &String = pinned.get(&1).unwrap(); // no clone
-    /// assert_eq!(one, "one");
-    /// ```
-    pub fn pin(&self) -> Pinned<'_, K, V, S> {
-        Pinned::new(self, self.guard())
-    }
-
     // ----- reads -----
 
     /// The live (unexpired) entry of a key, without touching statistics or the policy.
@@ -322,7 +244,7 @@ where
         eq: impl Fn(&K) -> bool,
         guard: &'g Guard,
     ) -> Option<Found<'g, K, V>> {
-        let found = self.raw.find(hash, eq, guard)?;
+        let found = self.raw.load(hash, eq, guard)?;
         let deadline_set = found.expires_at() != 0 || found.idle_expires_at() != 0;
         if deadline_set && expiry::found_expired(&found, self.now()) {
             return None;
@@ -519,7 +441,7 @@ where
     ) -> Result<Version, Occupied<V>> {
         let (version, weight) = (node.version(), node.weight());
         let mut key = key;
-        let mut found = self.raw.find(hash, |k| *k == key, guard);
+        let mut found = self.raw.load(hash, |k| *k == key, guard);
         loop {
             match found {
                 Some(live) if if_absent && !self.expired(&live, now) => {
@@ -529,17 +451,20 @@ where
                     });
                 }
                 // With `if_absent`, an expired entry counts as absent: store over it.
-                Some(existing) => match self.raw.replace_node(&existing, node, guard) {
+                Some(existing) => match self.raw.compare_exchange(&existing, node, guard) {
                     Ok(()) => {
                         self.replaced(hash, existing, weight, now, guard, departed);
                         return Ok(version);
                     }
                     Err(back) => {
                         node = back;
-                        found = self.raw.find(hash, |k| *k == key, guard);
+                        found = self.raw.load(hash, |k| *k == key, guard);
                     }
                 },
-                None => match self.raw.link(hash, key, node, self.policy.is_some(), guard) {
+                None => match self
+                    .raw
+                    .insert(hash, key, node, self.policy.is_some(), guard)
+                {
                     Ok(queued) => {
                         self.stats.record(Stat::Insert);
                         if let (Some(policy), Some(queued)) = (&self.policy, queued) {
@@ -674,7 +599,7 @@ where
                 }
             };
             let (version, weight) = (new.version(), new.weight());
-            match self.raw.replace_node(&found, new, guard) {
+            match self.raw.compare_exchange(&found, new, guard) {
                 Ok(()) => {
                     let mut departed = Vec::new();
                     self.replaced(hash, found, weight, now, guard, &mut departed);
@@ -789,7 +714,7 @@ where
                 None => self.node_keeping_deadline(value, weight, &found, now),
             };
             let version = node.version();
-            match self.raw.replace_node(&found, node, guard) {
+            match self.raw.compare_exchange(&found, node, guard) {
                 Ok(()) => {
                     let mut departed = Vec::new();
                     self.replaced(hash, found, weight, now, guard, &mut departed);
@@ -836,9 +761,9 @@ where
         departed: &mut Vec<Departed<'g, K, V>>,
     ) -> Option<Found<'g, K, V>> {
         loop {
-            let found = self.raw.find(hash, &eq, guard)?;
+            let found = self.raw.load(hash, &eq, guard)?;
             let expired = self.expired(&found, 0);
-            if self.raw.seal(&found, guard) {
+            if self.raw.remove(&found, guard) {
                 self.removed(
                     found,
                     if expired {
@@ -949,7 +874,7 @@ where
                     value: (),
                 });
             }
-            if self.raw.seal(&found, guard) {
+            if self.raw.remove(&found, guard) {
                 let mut departed = Vec::new();
                 self.removed(found, RemovalCause::Removed, &mut departed);
                 self.depart(departed);
@@ -1009,7 +934,7 @@ where
                 expires_at,
                 found.idle_expires_at(),
             );
-            if self.raw.replace_node(&found, touched, guard).is_ok() {
+            if self.raw.compare_exchange(&found, touched, guard).is_ok() {
                 return Some(found);
             }
         }
@@ -1251,7 +1176,7 @@ where
         let now = self.now();
         let mut departed = Vec::new();
         for found in self.raw.iter(&guard) {
-            if let Some(sealed) = self.raw.seal_current(&found, &guard) {
+            if let Some(sealed) = self.raw.remove_current(&found, &guard) {
                 let cause = if expiry::found_expired(&sealed, now) {
                     RemovalCause::Expired
                 } else {

@@ -78,6 +78,7 @@
 
 mod builder;
 mod cache;
+mod config;
 mod error;
 mod expiry;
 mod loader;

@@ -31,6 +31,27 @@ pub struct Pinned<'c, K, V, S = ahash::RandomState> {
     guard: Guard,
 }
 
+impl<K, V, S> Cache<K, V, S>
+where
+    K: Hash + Eq + Send + Sync + 'static,
+    V: Send + Sync + 'static,
+    S: BuildHasher,
+{
+    /// Pins the current thread once for several operations, and gives reads that borrow instead
+    /// of cloning. See [`Pinned`].
+    ///
+    /// ```
+    /// let cache = cascache::Cache::new(100);
+    /// cache.insert(1, "one".to_string());
+    /// let pinned = cache.pin();
+    /// let one: &String = pinned.get(&1).unwrap(); // no clone
+    /// assert_eq!(one, "one");
+    /// ```
+    pub fn pin(&self) -> Pinned<'_, K, V, S> {
+        Pinned::new(self, self.guard())
+    }
+}
+
 impl<'c, K, V, S> Pinned<'c, K, V, S>
 where
     K: Hash + Eq + Send + Sync + 'static,

@@ -760,7 +760,7 @@ impl<'g, K, V> Hand<'_, 'g, K, V> {
     /// accounting for the exact weight of the value it sealed. False if someone else removed it
     /// first.
     fn evict(&self, found: &Found<'g, K, V>, departed: &mut Vec<Departed<'g, K, V>>) -> bool {
-        match self.raw.seal_current(found, self.guard) {
+        match self.raw.remove_current(found, self.guard) {
             Some(sealed) => self.departs(sealed, RemovalCause::Evicted, departed),
             None => false,
         }
@@ -769,7 +769,7 @@ impl<'g, K, V> Hand<'_, 'g, K, V> {
     /// Removes an entry found expired, only if it still holds the value found expired: a write
     /// that landed since stored a live value, which must stay. False if the entry changed.
     fn expire(&self, found: &Found<'g, K, V>, departed: &mut Vec<Departed<'g, K, V>>) -> bool {
-        self.raw.seal(found, self.guard) && self.departs(*found, RemovalCause::Expired, departed)
+        self.raw.remove(found, self.guard) && self.departs(*found, RemovalCause::Expired, departed)
     }
 
     fn departs(

@@ -140,7 +140,7 @@ impl<K, V> RawTable<K, V> {
     }
 
     /// The live entry of a key, with its current value node.
-    pub(crate) fn find<'g>(
+    pub(crate) fn load<'g>(
         &self,
         hash: u64,
         eq: impl Fn(&K) -> bool,
@@ -163,7 +163,7 @@ impl<K, V> RawTable<K, V> {
     /// Swings `found`'s entry from the node it was found with to `new`: the value-level
     /// compare-and-swap every write to an existing key goes through. Fails, handing `new` back,
     /// if the entry changed or was removed since it was found.
-    pub(crate) fn replace_node(
+    pub(crate) fn compare_exchange(
         &self,
         found: &Found<'_, K, V>,
         new: NewNode<V>,
@@ -188,7 +188,7 @@ impl<K, V> RawTable<K, V> {
 
     /// Removes `found`'s entry if it still holds the node it was found with. On success the
     /// value stays readable through `found` until `guard` is dropped.
-    pub(crate) fn seal(&self, found: &Found<'_, K, V>, guard: &Guard) -> bool {
+    pub(crate) fn remove(&self, found: &Found<'_, K, V>, guard: &Guard) -> bool {
         if cfg!(cascache_broken_seal) {
             // Deliberately broken build for the linearizability checker's negative control:
             // unlink without sealing, so a racing CAS can land on a removed entry.
@@ -221,14 +221,14 @@ impl<K, V> RawTable<K, V> {
 
     /// Removes `found`'s entry whatever value it holds by now. Returns the entry with the node
     /// that was sealed, or `None` if someone else removed it first.
-    pub(crate) fn seal_current<'g>(
+    pub(crate) fn remove_current<'g>(
         &self,
         found: &Found<'g, K, V>,
         guard: &'g Guard,
     ) -> Option<Found<'g, K, V>> {
         let mut current = *found;
         loop {
-            if self.seal(&current, guard) {
+            if self.remove(&current, guard) {
                 return Some(current);
             }
             let node = found.entry().value.load(Ordering::Acquire, guard);
@@ -246,7 +246,7 @@ impl<K, V> RawTable<K, V> {
     /// With `queued`, the entry starts owned by an eviction queue too, and the caller must hand
     /// the returned [`QueuedEntry`] to one (the entry is then freed only once both the table and
     /// the queue have let go of it).
-    pub(crate) fn link<'g>(
+    pub(crate) fn insert<'g>(
         &self,
         hash: u64,
         key: K,
