@@ -15,7 +15,7 @@ use crate::error::{CasError, Occupied};
 use crate::expiry::{self, SharedClock};
 use crate::loader::{Loading, Outcome, Role};
 use crate::policy::{Departed, Policy, RemovalCause};
-use crate::raw::{Found, NewNode, OwnedIter, RawTable};
+use crate::raw::{Found, NewNode, OwnedIter, RawTable, Rejected};
 use crate::stats::{CacheStats, Stat, Stats};
 use crate::version::{next_ordered_version, next_version, Version};
 
@@ -461,16 +461,9 @@ where
                         found = self.raw.load(hash, |k| *k == key, guard);
                     }
                 },
-                None => match self
-                    .raw
-                    .insert(hash, key, node, self.policy.is_some(), guard)
-                {
-                    Ok(queued) => {
+                None => match self.insert_new(hash, key, node, now, guard, departed) {
+                    Ok(()) => {
                         self.stats.record(Stat::Insert);
-                        if let (Some(policy), Some(queued)) = (&self.policy, queued) {
-                            let now = self.policy_now(now);
-                            policy.admit(queued, weight, &self.raw, now, guard, departed);
-                        }
                         return Ok(version);
                     }
                     Err(rejected) => {
@@ -479,6 +472,29 @@ where
                         found = Some(rejected.existing);
                     }
                 },
+            }
+        }
+    }
+
+    /// Links a new entry for a key found absent, through the eviction policy in a bounded cache
+    /// (whose shard lock serializes inserts of one key), else under the table's own key lock.
+    fn insert_new<'g>(
+        &self,
+        hash: u64,
+        key: K,
+        node: NewNode<V>,
+        now: u64,
+        guard: &'g Guard,
+        departed: &mut Vec<Departed<'g, K, V>>,
+    ) -> Result<(), Rejected<'g, K, V>> {
+        match &self.policy {
+            Some(policy) => {
+                let now = self.policy_now(now);
+                policy.insert(hash, key, node, &self.raw, now, guard, departed)
+            }
+            None => {
+                let _serialized = self.raw.lock_key(hash);
+                self.raw.insert(hash, key, node, false, guard).map(drop)
             }
         }
     }
@@ -1240,7 +1256,7 @@ where
             assert!(keys.insert(found.key() as *const K), "entry yielded twice");
             let again = self
                 .raw
-                .find(found.entry_hash(), |k| k == found.key(), &guard);
+                .load(found.entry_hash(), |k| k == found.key(), &guard);
             assert!(
                 again.is_some(),
                 "live entry {:?} not found by its key",

@@ -6,11 +6,11 @@
 
 #[cfg(loom)]
 pub(crate) use loom::sync::atomic::{
-    AtomicI64, AtomicIsize, AtomicU64, AtomicU8, AtomicUsize, Ordering,
+    AtomicI64, AtomicIsize, AtomicPtr, AtomicU64, AtomicU8, AtomicUsize, Ordering,
 };
 #[cfg(not(loom))]
 pub(crate) use std::sync::atomic::{
-    AtomicI64, AtomicIsize, AtomicU64, AtomicU8, AtomicUsize, Ordering,
+    AtomicI64, AtomicIsize, AtomicPtr, AtomicU64, AtomicU8, AtomicUsize, Ordering,
 };
 
 pub(crate) use crossbeam_epoch as epoch;

@@ -48,7 +48,7 @@ use std::collections::VecDeque;
 
 use self::ghost::Ghost;
 use self::sketch::Sketch;
-use crate::raw::{Found, QueuedEntry, RawTable};
+use crate::raw::{Found, NewNode, QueuedEntry, RawTable, Rejected};
 use crate::sync::{AtomicI64, AtomicU64, Mutex, Ordering};
 
 /// Why an entry left the cache, as told to the eviction listener.
@@ -100,11 +100,8 @@ pub(crate) struct Policy<K, V> {
 
 struct Shard<K, V> {
     /// Weight of the live entries of the shard (signed: a removal may be counted before the
-    /// link or replace it undoes).
+    /// replace it undoes).
     weight: AtomicI64,
-    /// The part of `weight` that belongs to new entries not queued yet. Their writers queue them
-    /// and then evict for them; the hand must not evict for them first.
-    unqueued: AtomicI64,
     capacity: i64,
     /// Entries removed outside the hand since the queues were last compacted: their queue
     /// slots stay until the hand reaches them, which a cache below capacity may never do.
@@ -162,7 +159,6 @@ impl<K, V> Policy<K, V> {
                 .map(|i| {
                     CachePadded::new(Shard {
                         weight: AtomicI64::new(0),
-                        unqueued: AtomicI64::new(0),
                         stale_slots: AtomicU64::new(0),
                         capacity: (per_shard + u64::from((i as u64) < remainder))
                             .min(i64::MAX as u64) as i64,
@@ -199,33 +195,40 @@ impl<K, V> Policy<K, V> {
         i64::from(weight) <= self.shard(hash).capacity
     }
 
-    /// Accounts for a newly linked entry (a miss), queues it, and evicts while its shard is over
-    /// capacity.
-    pub(crate) fn admit<'g>(
+    /// Links a new entry for a key absent from the table (a miss), queues it, and evicts while
+    /// its shard is over capacity, all under the shard's lock, which also serializes inserts of
+    /// one key ([`RawTable::insert`]'s contract). If the key turns out to be live, nothing is
+    /// linked and the key and node come back with it.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn insert<'g>(
         &self,
-        queued: QueuedEntry<K, V>,
-        weight: u32,
+        hash: u64,
+        key: K,
+        node: NewNode<V>,
         raw: &RawTable<K, V>,
         now: u64,
         guard: &'g Guard,
         departed: &mut Vec<Departed<'g, K, V>>,
-    ) {
-        let shard = self.shard(queued.hash());
-        // `unqueued` first: a hand that sees this weight also sees it marked unqueued.
-        shard
-            .unqueued
-            .fetch_add(i64::from(weight), Ordering::Release);
-        shard.weight.fetch_add(i64::from(weight), Ordering::AcqRel);
+    ) -> Result<(), Rejected<'g, K, V>>
+    where
+        K: Eq,
+    {
+        let shard = self.shard(hash);
+        let weight = node.weight();
         let hand = shard.hand(raw, now, guard);
         let mut queues = shard.queues.lock();
         // Its ghost lookup comes after the sketch and the cursor: start the load now.
-        queues.ghost.prefetch(queued.hash());
+        queues.ghost.prefetch(hash);
+        let queued = raw
+            .insert(hash, key, node, true, guard)?
+            .expect("inserted as queued");
+        shard.weight.fetch_add(i64::from(weight), Ordering::AcqRel);
         queues.drop_stale_slots(&shard.stale_slots, hand.guard);
         queues.climb(&hand);
-        queues.sketch.increment(queued.hash());
+        queues.sketch.increment(hash);
         queues.advance_cursor(&hand, departed);
-        let ghost_hit = queues.ghost.take(queued.hash());
-        if queues.ghost_hit_goes_to_main(ghost_hit, queued.hash(), hand.capacity) {
+        let ghost_hit = queues.ghost.take(hash);
+        if queues.ghost_hit_goes_to_main(ghost_hit, hash, hand.capacity) {
             queues.main_weight += u64::from(weight);
             queues.main.push_back((queued, weight));
         } else {
@@ -236,16 +239,11 @@ impl<K, V> Policy<K, V> {
             queues.small_weight += u64::from(weight);
             queues.small.push_back((queued, weight));
         }
-        shard
-            .unqueued
-            .fetch_sub(i64::from(weight), Ordering::Release);
-        // Queue first, then evict, and only for queued weight: another writer's entry, counted
-        // but not yet queued, would make the hand evict for it while small looked empty, so
-        // from main. Evicting first (as the single-threaded study does) lost up to 20 points
-        // with 2 threads. Evicting for unqueued entries took 67-113 entries per 20,000 requests
-        // from main on loop @ 512 with 2 threads; without it, 44-79 (0-2 on 1 thread; the
-        // rest are ghost hits of requests the two threads replay out of order).
+        // Queue first, then evict: the new entry is a candidate like any other. Linking, counting
+        // and queueing happen in one lock hold, so the hand never sees the weight of an entry
+        // that is not queued yet (and would evict for it from main while small looks empty).
         queues.evict_while_over(&hand, departed);
+        Ok(())
     }
 
     /// Accounts for a value replaced by one of another weight.
@@ -572,7 +570,7 @@ impl<K, V> Queues<K, V> {
         hand: &Hand<'_, 'g, K, V>,
         departed: &mut Vec<Departed<'g, K, V>>,
     ) {
-        while hand.queued_weight() > hand.capacity {
+        while hand.live_weight() > hand.capacity {
             let small_share = self.small_target.round().max(1.0) as u64;
             let main_share = (hand.capacity.max(0) as u64).saturating_sub(small_share);
             if self.small_weight >= small_share || self.main.is_empty() {
@@ -644,7 +642,6 @@ impl<K, V> Shard<K, V> {
     ) -> Hand<'a, 'g, K, V> {
         Hand {
             weight: &self.weight,
-            unqueued: &self.unqueued,
             capacity: self.capacity,
             raw,
             now,
@@ -732,7 +729,6 @@ fn small_min(capacity: f64) -> f64 {
 /// What the eviction hand works with.
 struct Hand<'a, 'g, K, V> {
     weight: &'a AtomicI64,
-    unqueued: &'a AtomicI64,
     capacity: i64,
     raw: &'a RawTable<K, V>,
     now: u64,
@@ -748,12 +744,9 @@ impl<'g, K, V> Hand<'_, 'g, K, V> {
         self.now != 0 && crate::expiry::found_expired(found, self.now)
     }
 
-    /// The shard's weight less that of entries whose writers have yet to queue them (and then
-    /// evict for them). `weight` is read first: an entry's weight is marked unqueued before it
-    /// is added, so whatever weight this sees, it also sees marked.
-    fn queued_weight(&self) -> i64 {
-        let weight = self.weight.load(Ordering::Acquire);
-        weight - self.unqueued.load(Ordering::Acquire)
+    /// The shard's weight: its live entries', every one of them queued.
+    fn live_weight(&self) -> i64 {
+        self.weight.load(Ordering::Acquire)
     }
 
     /// Evicts an entry whatever value it holds by now (eviction chose the entry, not a value),

@@ -12,7 +12,7 @@ use std::collections::HashSet;
 use crossbeam_epoch::{Guard, Shared};
 
 use super::entry::{Entry, Found, SEALED};
-use super::table::Table;
+use super::table::{Table, Word};
 use crate::sync::Ordering;
 
 struct Cursor<K, V> {
@@ -39,7 +39,7 @@ impl<K, V> Cursor<K, V> {
         loop {
             // SAFETY: the table was reached under `guard` (the contract), which is still held.
             let table = unsafe { &*self.table };
-            if self.index == table.len() {
+            if self.index == table.slot_count() {
                 let next = table.next.load(Ordering::Acquire, guard);
                 if next.is_null() {
                     return None;
@@ -50,18 +50,22 @@ impl<K, V> Cursor<K, V> {
                 self.index = 0;
                 continue;
             }
-            let slot = table.slot(self.index).load(Ordering::Acquire, guard);
+            let index = self.index;
             self.index += 1;
-            if slot.is_null() {
+            let Word::Entry { entry, .. } = table.load(index, guard) else {
+                continue;
+            };
+            // An entry whose claimant has not published it yet is not in the cache yet.
+            if !table.published(index) {
                 continue;
             }
             // SAFETY: a linked (possibly frozen) entry, protected by `guard`.
-            let entry = unsafe { slot.deref() };
-            let node = entry.value.load(Ordering::Acquire, guard);
+            let record = unsafe { entry.deref() };
+            let node = record.value.load(Ordering::Acquire, guard);
             if node.tag() & SEALED != 0 {
                 continue;
             }
-            let address = entry as *const Entry<K, V>;
+            let address = record as *const Entry<K, V>;
             if self
                 .skip
                 .as_ref()
@@ -71,7 +75,7 @@ impl<K, V> Cursor<K, V> {
             }
             self.yielded.push(address);
             // SAFETY: non-null pointers loaded under `guard`.
-            return Some(unsafe { Found::new(slot, node) });
+            return Some(unsafe { Found::new(entry, node) });
         }
     }
 }

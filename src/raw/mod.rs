@@ -10,18 +10,20 @@
 //!   entry's value pointer, from the node the writer read to a new node. Reads are a probe and two
 //!   pointer loads. Removal seals the value pointer, which makes the entry dead for every racing
 //!   writer; only then is the entry unlinked from its slot.
-//! * **Slot level** ([`table`]): linking a new entry claims an empty slot; unlinking turns a slot
-//!   into a tombstone. Tombstones are reclaimed by the next resize.
+//! * **Slot level** ([`table`]): linking a new entry claims a free slot (never used, or a
+//!   tombstone); unlinking frees it again. Inserts of one key are serialized by the caller (an
+//!   eviction shard's lock, or [`RawTable::lock_key`]), so a key is linked at most once.
 //!
 //! ## Resizing
 //!
-//! When a table's claimed slots (entries and tombstones) reach 3/4 of it, a writer installs a
-//! successor (twice the size, or the same size when mostly tombstones) in `next`. From then on:
+//! When a table's claimed slots (entries and tombstones) reach 7/8 of it, a writer installs a
+//! successor (twice the size when it is half live or churns fast, else the same size, a rehash
+//! that drops the tombstones) in `next`. From then on:
 //!
-//! * Writers that need a slot (link, unlink) first help copy: they claim chunks of slots and copy
-//!   them, then wait for the other helpers' chunks, and only then work in the successor. So while
-//!   a copy is running, the successor holds nothing but copies, which keeps probing simple.
-//! * A slot is copied by freezing its entry pointer (tag `FROZEN`), linking the same pointer in
+//! * Writers that need a slot (link, unlink) first help copy: they claim chunks of groups and
+//!   copy them, then wait for the other helpers' chunks, and only then work in the successor. So
+//!   while a copy is running, the successor holds nothing but copies, which keeps probing simple.
+//! * A slot is copied by freezing its entry pointer (flag `FROZEN`), linking the same pointer in
 //!   the successor, and marking the old slot `MOVED`. Entries are moved, never cloned, so a value
 //!   node and its version are the same object before and after; a value-level CAS that started
 //!   before the resize works after it.
@@ -45,24 +47,27 @@ mod recycle;
 mod table;
 
 use crossbeam_epoch::{Atomic, Guard, Owned, Shared};
+use crossbeam_utils::CachePadded;
 
 use self::counter::Counter;
 pub(crate) use self::entry::Found;
 use self::entry::{Entry, ValueNode, LINKED, QUEUED, SEALED};
 pub(crate) use self::iter::{OwnedIter, RawIter};
 pub(crate) use self::queued::QueuedEntry;
-use self::table::{Lookup, Table, TOMBSTONE};
-use crate::sync::{epoch, spin_wait, AtomicU64, AtomicU8, Ordering};
+use self::table::{Claim, Lookup, Table, Word};
+use crate::sync::{epoch, spin_wait, AtomicU64, AtomicU8, Mutex, MutexGuard, Ordering};
 use crate::version::Version;
 
-/// Slots copied per claimed chunk during a resize.
-const COPY_CHUNK: usize = 64;
-/// The smallest table.
-const MIN_TABLE_LEN: usize = 4;
-/// The largest table allocated up front (36 MiB of slots and tags, for caches of up to ~3M
-/// entries); larger caches grow by resizing. At 1 << 20 a cache of 1M entries resized once while
-/// filling, and held the retired table (9 MiB) until reclamation caught up.
-const MAX_PRESIZED_LEN: usize = 1 << 22;
+/// Groups copied per claimed chunk during a resize (about a hundred slots).
+const COPY_CHUNK: usize = 16;
+/// The largest table allocated up front (about 32 MiB, for caches of up to ~2.9M entries);
+/// larger caches grow by resizing.
+const MAX_PRESIZED_GROUPS: usize = 1 << 19;
+/// Stripes of the insert locks of a table without eviction shards.
+#[cfg(not(loom))]
+const INSERT_STRIPES: usize = 64;
+#[cfg(loom)]
+const INSERT_STRIPES: usize = 1;
 
 /// The result of linking a new entry when the key turned out to be live already.
 pub(crate) struct Rejected<'g, K, V> {
@@ -119,19 +124,27 @@ impl<V> NewNode<V> {
 pub(crate) struct RawTable<K, V> {
     root: Atomic<Table<K, V>>,
     len: Counter,
+    /// Serialize inserts of one key where no eviction shard's lock does ([`RawTable::lock_key`]).
+    insert_locks: Box<[CachePadded<Mutex<()>>]>,
 }
 
 impl<K, V> RawTable<K, V> {
     /// A table sized so that `capacity` entries fit without a resize (up to a limit).
     pub(crate) fn with_capacity(capacity: usize) -> Self {
-        let wanted = capacity.saturating_mul(4) / 3 + 1;
-        let len = wanted
-            .clamp(MIN_TABLE_LEN, MAX_PRESIZED_LEN)
-            .next_power_of_two();
+        let groups = Table::<K, V>::groups_for(capacity).min(MAX_PRESIZED_GROUPS);
         RawTable {
-            root: Atomic::new(Table::new(len)),
+            root: Atomic::new(Table::new(groups)),
             len: Counter::new(),
+            insert_locks: (0..INSERT_STRIPES)
+                .map(|_| CachePadded::new(Mutex::new(())))
+                .collect(),
         }
+    }
+
+    /// The lock that serializes inserts of the key of `hash`, for callers that hold no other
+    /// lock of that key ([`RawTable::insert`]'s contract).
+    pub(crate) fn lock_key(&self, hash: u64) -> MutexGuard<'_, ()> {
+        self.insert_locks[(hash >> 16) as usize % INSERT_STRIPES].lock()
     }
 
     /// Live entries (exact when writes have quiesced).
@@ -240,8 +253,12 @@ impl<K, V> RawTable<K, V> {
         }
     }
 
-    /// Links a new entry for a key not live in the table. If the key is live (a racing insert
-    /// won), nothing is linked and the key and value come back with the live entry.
+    /// Links a new entry for a key not live in the table. If the key is live, nothing is linked
+    /// and the key and value come back with the live entry.
+    ///
+    /// The caller serializes inserts of one key (by its eviction shard's lock, or
+    /// [`RawTable::lock_key`]): a slot freed by a removal can be claimed again, so two
+    /// concurrent inserts of one key could otherwise both find it absent and link it twice.
     ///
     /// With `queued`, the entry starts owned by an eviction queue too, and the caller must hand
     /// the returned [`QueuedEntry`] to one (the entry is then freed only once both the table and
@@ -258,59 +275,40 @@ impl<K, V> RawTable<K, V> {
         K: Eq,
     {
         let owners = if queued { LINKED | QUEUED } else { LINKED };
-        let mut entry: Owned<Entry<K, V>> = Owned::from(recycle::boxed(Entry {
+        let entry: Owned<Entry<K, V>> = Owned::from(recycle::boxed(Entry {
             hash,
             key,
             value: Atomic::from(node.0),
             owners: AtomicU8::new(owners),
             frequency: AtomicU8::new(0),
         }));
-        'restart: loop {
+        let entry = entry.into_shared(guard);
+        loop {
             let table = self.writable_table(guard);
-            let mut start = None;
-            loop {
-                let index = match table.find_slot(hash, |k| *k == entry.key, start, guard) {
-                    Ok(index) => index,
-                    Err(Some(existing)) => {
-                        let Entry { key, value, .. } = *entry.into_box();
-                        // SAFETY: the node was never published; this thread owns it.
-                        let node = NewNode(unsafe { value.into_owned() });
-                        return Err(Rejected {
-                            key,
-                            node,
-                            existing,
-                        });
-                    }
-                    Err(None) => {
-                        self.start_resize(table, guard);
-                        continue 'restart;
-                    }
-                };
-                if !table.reserve() {
-                    self.start_resize(table, guard);
-                    continue 'restart;
-                }
-                match table.slot(index).compare_exchange(
-                    Shared::null(),
-                    entry,
-                    Ordering::AcqRel,
-                    Ordering::Acquire,
-                    guard,
-                ) {
-                    Ok(linked) => {
-                        table.set_meta(index, hash);
+            // SAFETY: `entry` is this thread's until it is linked.
+            let key = &unsafe { entry.deref() }.key;
+            match table.find_free(hash, |k| k == key, guard) {
+                Ok(free) => match table.claim(&free, entry, hash) {
+                    Claim::Linked => {
                         self.len.add(1);
                         // SAFETY: just linked with the QUEUED bit set, whose share this handle is.
-                        return Ok(queued.then(|| unsafe { QueuedEntry::new(linked) }));
+                        return Ok(queued.then(|| unsafe { QueuedEntry::new(entry) }));
                     }
-                    Err(err) => {
-                        // Another entry (maybe of this key), a copy or a resize got there first:
-                        // look at the same slot again.
-                        table.unreserve();
-                        entry = err.new;
-                        start = Some(index);
-                    }
+                    Claim::Lost => {}
+                    Claim::Full => self.start_resize(table, guard),
+                },
+                Err(Some(existing)) => {
+                    // SAFETY: the entry was never published; this thread owns it.
+                    let Entry { key, value, .. } = *unsafe { entry.into_owned() }.into_box();
+                    // SAFETY: the node was never published either.
+                    let node = NewNode(unsafe { value.into_owned() });
+                    return Err(Rejected {
+                        key,
+                        node,
+                        existing,
+                    });
                 }
+                Err(None) => self.start_resize(table, guard),
             }
         }
     }
@@ -321,21 +319,9 @@ impl<K, V> RawTable<K, V> {
         let hash = unsafe { entry.deref() }.hash;
         loop {
             let table = self.writable_table(guard);
-            match table.position_of(entry, hash, guard) {
+            match table.position_of(entry, hash) {
                 Ok(Some(index)) => {
-                    let tombstone = Shared::null().with_tag(TOMBSTONE);
-                    if table
-                        .slot(index)
-                        .compare_exchange(
-                            entry,
-                            tombstone,
-                            Ordering::AcqRel,
-                            Ordering::Acquire,
-                            guard,
-                        )
-                        .is_ok()
-                    {
-                        table.add_tombstone(index);
+                    if table.unlink_at(index, entry) {
                         // SAFETY: the entry is in no slot of any table now (a copy moves it, so it
                         // was in exactly this one), so the table's share can go.
                         unsafe { release(entry, LINKED, guard) };
@@ -376,15 +362,15 @@ impl<K, V> RawTable<K, V> {
         if !table.next.load(Ordering::Acquire, guard).is_null() {
             return;
         }
-        let len = if table.live_estimate() * 2 >= table.limit() {
-            table.len() * 2
+        let groups = if table.live_estimate() * 2 >= table.limit() || table.churns() {
+            table.group_count() * 2
         } else {
-            table.len()
+            table.group_count()
         };
         // The loser of a race drops its allocation.
         let _ = table.next.compare_exchange(
             Shared::null(),
-            Owned::new(Table::new(len)),
+            Owned::new(Table::new(groups)),
             Ordering::AcqRel,
             Ordering::Acquire,
             guard,
@@ -396,11 +382,11 @@ impl<K, V> RawTable<K, V> {
     fn help_copy(&self, table: &Table<K, V>, next: Shared<'_, Table<K, V>>, guard: &Guard) {
         // SAFETY: `next` was loaded under `guard` from a reachable table and is non-null.
         let next_table = unsafe { next.deref() };
-        let chunk = COPY_CHUNK.min(table.len() / 2).max(1);
+        let chunk = COPY_CHUNK.min(table.group_count() / 2).max(1);
         while let Some(range) = table.claim_copy_chunk(chunk) {
             let count = range.len();
-            for index in range {
-                table.copy_slot(index, next_table, guard);
+            for group in range {
+                table.copy_group(group, next_table, guard);
             }
             if table.finish_copy_chunk(count) {
                 self.advance_root(guard);
@@ -511,17 +497,21 @@ impl<K, V> Drop for RawTable<K, V> {
             table = unsafe { table.deref() }.next.load(Ordering::Relaxed, guard);
         }
         let mut freed = std::collections::HashSet::new();
+        let chained = tables.len() > 1;
         for table in &tables {
-            // SAFETY: as above.
-            let t = unsafe { table.deref() };
-            for index in 0..t.len() {
-                let slot = t.slot(index).load(Ordering::Relaxed, guard).with_tag(0);
-                if slot.is_null() || (tables.len() > 1 && !freed.insert(slot.as_raw())) {
+            // SAFETY: the tables in the chain are owned by `self` until freed below, and no other
+            // thread can reach them (`&mut self`).
+            let t = unsafe { &mut *table.as_raw().cast_mut() };
+            for word in t.words_mut() {
+                let Word::Entry { entry, .. } = Word::decode(word) else {
+                    continue;
+                };
+                if chained && !freed.insert(entry.as_raw()) {
                     continue;
                 }
                 // SAFETY: entries still in a slot are owned by the table (the eviction queues have
                 // released theirs: the cache drops its policy first), and are freed once.
-                let entry = unsafe { slot.into_owned() };
+                let entry = unsafe { entry.into_owned() };
                 let node = entry.value.load(Ordering::Relaxed, guard);
                 if node.tag() & SEALED == 0 {
                     // SAFETY: an unsealed node is owned by its entry (sealed ones were retired).

@@ -1,86 +1,227 @@
 //! One open-addressed table of the chain.
 //!
-//! Each slot is an atomic pointer to an [`Entry`] plus a metadata byte holding a 7-bit tag of the
-//! key's hash, so most probes skip a slot after reading one byte and never touch the entry. Probing
-//! is linear from `hash & mask`.
+//! ## Layout
 //!
-//! ## Slot states
+//! Slots come in **groups** of [`GROUP_SLOTS`], one cache line each (SwissTable's idea): a word
+//! of one-byte hash tags, a byte of eviction-policy state per slot, and the slots' words. A
+//! lookup loads the tag word, compares every tag at once (SWAR), and loads only the words whose
+//! tag matches, from the same line: a hit touches this line and then the node it points to.
+//! The group count is any number (`hash → group` by a multiply, not a mask), so a table can be
+//! sized to its capacity instead of the next power of two. Probing is linear over groups and
+//! stops at the first group that has a never-used slot.
+//!
+//! ## Slot words
 //!
 //! ```text
-//!   EMPTY ──claim──▶ entry ──unlink──▶ TOMBSTONE
-//!     │                │                   │
-//!     │             (freeze)               │
-//!     │                ▼                   │
-//!     │         entry|FROZEN ──copied──▶ MOVED ◀──┘
-//!     └──────────────────────────────────▶ MOVED
+//!   EMPTY ──claim──▶ pointer ──remove──▶ REMOVING ──▶ EMPTY or TOMBSTONE ──claim──▶ pointer
+//!     │                 │                                    │
+//!     │             (freeze)                                 │
+//!     │                 ▼                                    │
+//!     │        pointer|FROZEN ──copied──▶ MOVED(new index) ◀─┘ (copied as MOVED(none))
+//!     └────────────────────────────────────▶ MOVED(none)
 //! ```
 //!
-//! A slot holds at most one key over the table's life: tombstones are never reused (they are
-//! dropped by the next resize). That is what makes a probe that stops at the first `EMPTY` slot
-//! correct without locks: a key is always stored before the first empty slot of its probe
-//! sequence, and a slot that was non-empty when a probe passed it can never later hold that key.
-//! For the same reason a metadata tag, once written, describes the slot for good, until the slot
-//! becomes a tombstone, whose metadata is then [`META_TOMBSTONE`]: a tombstone holds no entry, and
-//! a slot never leaves the tombstone state except to become `MOVED`, which only matters to probes
-//! for the key whose live entry the slot held when it was copied (and that slot's byte is its tag).
+//! A slot is **claimed** by a compare-and-swap of its word from EMPTY or TOMBSTONE; the claimant
+//! then publishes the slot's tag, and only then is the pointer visible to lookups, which match
+//! tags. Inserts of one key are serialized by the caller (an eviction shard's lock, or one of the
+//! raw table's own stripes), so a key is never linked twice; inserts of different keys race only
+//! for slots, which the word's compare-and-swap settles.
+//!
+//! Removal takes three steps so that the tag byte is written by one thread at a time: the word
+//! goes from the pointer to REMOVING (not claimable), the tag becomes EMPTY if the group still
+//! has a never-used slot (then no probe ever went past this group, and the slot can be as good
+//! as new) or DELETED otherwise, and the word becomes EMPTY or TOMBSTONE to match. Tombstones
+//! are reused by later inserts; when claims exhaust the never-used slots, the table is rehashed
+//! (or grown) by a resize, which drops them.
+//!
+//! ## Why lookups may stop at a never-used slot
+//!
+//! A key is linked at the first free slot of its probe sequence, searching no further than the
+//! first group that has a never-used slot (tag EMPTY). A group that was full once never shows an
+//! EMPTY tag again: a removal writes EMPTY only while the same group shows another EMPTY, in one
+//! compare-and-swap of the tag word. So every key sits at or before the first group whose tags,
+//! read at any later moment, show an EMPTY slot.
 //!
 //! `FROZEN` and `MOVED` appear only once a successor table exists (`next`): the resize protocol
 //! is in the parent module.
+
+use std::ops::Range;
 
 use crossbeam_epoch::{Atomic, Guard, Shared};
 use crossbeam_utils::CachePadded;
 
 use super::entry::{Entry, Found, SEALED};
-use crate::sync::{AtomicU8, AtomicUsize, Ordering};
+use crate::sync::{AtomicPtr, AtomicU64, AtomicU8, AtomicUsize, Ordering};
 
-/// Tag on an entry pointer in a slot: the slot is being copied to the next table.
+/// Slots per group: a 64-byte line holds the tag word (8 bytes), a policy byte per slot (8) and
+/// six 8-byte slot words.
+pub(super) const GROUP_SLOTS: usize = 6;
+
+/// Tag of a never-used slot.
+const TAG_EMPTY: u8 = 0;
+/// Tag of a slot whose key was removed while its group was full (probes go on past it).
+const TAG_DELETED: u8 = 1;
+
+/// Tag word bytes that belong to slots (the top two bytes are unused).
+const SLOT_BYTES: u64 = (1 << (8 * GROUP_SLOTS)) - 1;
+const LOW_BITS: u64 = 0x0101_0101_0101_0101;
+const HIGH_BITS: u64 = 0x8080_8080_8080_8080;
+
+/// Word flag on a pointer: the slot is being copied to the next table.
 pub(super) const FROZEN: usize = 1;
-// Entries are 8-aligned, so slot pointers to them have three tag bits.
+/// Word bit of the markers below (pointees are 8-aligned, so a pointer never has it).
+const MARKER: usize = 4;
+/// A removed slot that may be claimed again.
+const TOMBSTONE: usize = MARKER;
+/// A removal in progress: not claimable until the remover has written the tag.
+const REMOVING: usize = MARKER | 1;
+/// A slot copied to the next table; the bits above the low three hold its index there plus one
+/// (0: nothing was carried over).
+const MOVED: usize = MARKER | 3;
+const MARKER_KIND: usize = 7;
+
+// Entries are 8-aligned, so slot words can keep three low bits for the flag and markers on
+// every target, 32-bit ones included.
 const _: () = assert!(std::mem::align_of::<Entry<u8, u8>>() >= 8);
-/// Tag on a null slot: the slot's entry was removed.
-pub(super) const TOMBSTONE: usize = 2;
-/// Tag on a null slot: the slot has been copied; look in the next table.
-pub(super) const MOVED: usize = 4;
 
-/// Metadata byte of a slot whose tag is not known yet (empty, or claimed a moment ago).
-const META_UNKNOWN: u8 = 0;
-/// Metadata byte of a tombstone (never a tag: tags have the high bit set). Probes skip it without
-/// loading the slot, and count it to notice runs of dead slots.
-const META_TOMBSTONE: u8 = 1;
-
-/// A link whose probe passed this many tombstones asks for a rehash instead: tombstones are never
-/// reused, so a key removed and re-inserted over and over (a hot key under insert/remove churn)
-/// leaves a run of them behind its home slot that every probe through it would walk, until the
-/// table reaches its fill limit. A rehash (same size when the table is mostly dead) drops them.
-/// Counting tombstones, not probe length, keeps a long run of live entries (a poor hasher) from
-/// triggering rehash after rehash.
-const DEAD_RUN_REHASH: usize = 1024;
-
-/// The metadata tag of a hash: its top 7 bits, with the high bit set so it is never 0.
+/// The tag of a hash: its low seven bits, with the high bit set so it is never EMPTY or DELETED.
+/// (The group comes from the high half: the two stay independent.)
 #[inline]
-fn meta_tag(hash: u64) -> u8 {
-    (hash >> 57) as u8 | 0x80
+pub(super) fn tag_of(hash: u64) -> u8 {
+    (hash as u8 & 0x7F) | 0x80
 }
 
-/// The entry `slot` points to (frozen or not), with its current value, if it holds the key of
-/// `hash` and has not been removed.
-fn live_entry_of<'g, K, V>(
-    slot: Shared<'g, Entry<K, V>>,
+/// 0x80 in every byte of `word` that is zero, and nothing else (exact, unlike the faster test
+/// that may flag a byte above a zero one).
+#[inline]
+fn zero_bytes(word: u64) -> u64 {
+    !(((word & !HIGH_BITS).wrapping_add(!HIGH_BITS)) | word | !HIGH_BITS)
+}
+
+/// The slots of a group whose tag byte is `tag`, as a bit mask (0x80 per matching byte).
+#[inline]
+fn matching(tags: u64, tag: u8) -> u64 {
+    zero_bytes(tags ^ (LOW_BITS * u64::from(tag))) & SLOT_BYTES
+}
+
+/// Iterates over the slot positions of a byte mask from [`matching`].
+#[inline]
+fn positions(mut mask: u64) -> impl Iterator<Item = usize> {
+    std::iter::from_fn(move || {
+        if mask == 0 {
+            return None;
+        }
+        let position = mask.trailing_zeros() as usize / 8;
+        mask &= mask - 1;
+        Some(position)
+    })
+}
+
+/// One cache line of slots.
+#[repr(C, align(64))]
+pub(super) struct Group<K, V> {
+    tags: AtomicU64,
+    /// Eviction-policy state, one byte per slot (the top two unused).
+    policy: [AtomicU8; 8],
+    words: [AtomicPtr<Entry<K, V>>; GROUP_SLOTS],
+}
+
+#[cfg(not(loom))]
+const _: () = assert!(std::mem::size_of::<Group<u8, u8>>() == 64);
+
+impl<K, V> Group<K, V> {
+    #[cfg(loom)]
+    fn new() -> Self {
+        Group {
+            tags: AtomicU64::new(0),
+            policy: std::array::from_fn(|_| AtomicU8::new(0)),
+            words: std::array::from_fn(|_| AtomicPtr::new(std::ptr::null_mut())),
+        }
+    }
+}
+
+/// A slot word, decoded.
+#[derive(Debug)]
+pub(super) enum Word<'g, K, V> {
+    Empty,
+    Tombstone,
+    Removing,
+    /// Copied to the next table: its index there, if anything was carried over.
+    Moved(Option<usize>),
+    /// An entry (frozen while it is being copied).
+    Entry {
+        entry: Shared<'g, Entry<K, V>>,
+        frozen: bool,
+    },
+}
+
+impl<K, V> Clone for Word<'_, K, V> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+impl<K, V> Copy for Word<'_, K, V> {}
+
+impl<K, V> PartialEq for Word<'_, K, V> {
+    fn eq(&self, other: &Self) -> bool {
+        self.encode() == other.encode()
+    }
+}
+
+impl<'g, K, V> Word<'g, K, V> {
+    #[inline]
+    pub(super) fn decode(raw: *mut Entry<K, V>) -> Self {
+        let bits = raw as usize;
+        if bits == 0 {
+            Word::Empty
+        } else if bits & MARKER != 0 {
+            match bits & MARKER_KIND {
+                TOMBSTONE => Word::Tombstone,
+                REMOVING => Word::Removing,
+                _ => Word::Moved((bits >> 3).checked_sub(1)),
+            }
+        } else {
+            Word::Entry {
+                entry: Shared::from(raw.wrapping_byte_sub(bits & FROZEN).cast_const()),
+                frozen: bits & FROZEN != 0,
+            }
+        }
+    }
+
+    #[inline]
+    fn encode(self) -> *mut Entry<K, V> {
+        let marker = |bits: usize| std::ptr::null_mut::<Entry<K, V>>().wrapping_byte_add(bits);
+        match self {
+            Word::Empty => std::ptr::null_mut(),
+            Word::Tombstone => marker(TOMBSTONE),
+            Word::Removing => marker(REMOVING),
+            Word::Moved(index) => marker(MOVED | index.map_or(0, |i| i + 1) << 3),
+            Word::Entry { entry, frozen } => entry
+                .as_raw()
+                .cast_mut()
+                .wrapping_byte_add(if frozen { FROZEN } else { 0 }),
+        }
+    }
+}
+
+/// The entry a word points to, with its current value, if it holds the key of `hash` and has
+/// not been removed.
+fn live_entry<'g, K, V>(
+    entry: Shared<'g, Entry<K, V>>,
     hash: u64,
     eq: impl Fn(&K) -> bool,
     guard: &'g Guard,
 ) -> Option<Found<'g, K, V>> {
-    debug_assert!(!slot.is_null());
-    // SAFETY: a non-null slot points to an entry that is retired only after it is unlinked,
-    // through this guard's collector; the guard is held for 'g.
-    let entry = unsafe { slot.deref() };
-    if entry.hash != hash || !eq(&entry.key) {
+    // SAFETY: a word points to an entry that is retired only after it is unlinked, through this
+    // guard's collector; the guard is held for 'g.
+    let record = unsafe { entry.deref() };
+    if record.hash != hash || !eq(&record.key) {
         return None;
     }
-    let node = entry.value.load(Ordering::Acquire, guard);
+    let node = record.value.load(Ordering::Acquire, guard);
     // SAFETY: both pointers are non-null (an entry always has a node) and were loaded under
     // `guard`.
-    (node.tag() & SEALED == 0).then(|| unsafe { Found::new(slot, node) })
+    (node.tag() & SEALED == 0).then(|| unsafe { Found::new(entry, node) })
 }
 
 /// What a probe for a key found in one table.
@@ -91,69 +232,138 @@ pub(super) enum Lookup<'g, K, V> {
     Moved,
 }
 
-/// Counters written by writers, kept off the cache line readers use.
+/// How [`Table::claim`] went.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub(super) enum Claim {
+    Linked,
+    /// Another thread claimed the slot first (or a copy moved it): look again.
+    Lost,
+    /// The table is at its limit: resize.
+    Full,
+}
+
+/// Where [`Table::find_free`] says a new key can go.
+pub(super) struct Free {
+    pub(super) index: usize,
+    /// The word is EMPTY (a claim adds to the claimed count), else TOMBSTONE.
+    pub(super) never_used: bool,
+}
+
+/// Counters written by writers, kept off the cache lines readers use.
 struct WriteState {
-    /// Slots claimed by an entry (live, dead or tombstoned): the fill level.
+    /// Slots whose word is not EMPTY: the fill level that triggers a resize.
     claimed: AtomicUsize,
-    /// Slots turned into tombstones.
+    /// Slots left as tombstones.
     tombstones: AtomicUsize,
-    /// Next slot index whose copy a helper may claim.
+    /// Keys linked by inserts since the table was built (copies not counted).
+    inserts: AtomicUsize,
+    /// Next group whose copy a helper may claim.
     copy_claim: AtomicUsize,
-    /// Slots whose copy is finished; the copy is complete at `len`.
+    /// Groups whose copy is finished; the copy is complete at `groups.len()`.
     copy_done: AtomicUsize,
 }
 
 pub(super) struct Table<K, V> {
-    mask: usize,
-    meta: Box<[AtomicU8]>,
-    slots: Box<[Atomic<Entry<K, V>>]>,
+    groups: Box<[Group<K, V>]>,
+    /// Most slots that may be claimed before the table is resized.
+    limit: usize,
     /// The successor while (and after) this table is copied; null otherwise.
     pub(super) next: Atomic<Table<K, V>>,
     state: CachePadded<WriteState>,
 }
 
 impl<K, V> Table<K, V> {
-    /// A table of `len` slots; `len` is a power of two.
-    pub(super) fn new(len: usize) -> Self {
-        debug_assert!(len.is_power_of_two());
+    /// A table of `groups` groups (at least one).
+    pub(super) fn new(groups: usize) -> Self {
+        let groups = groups.max(1);
+        let slots = groups * GROUP_SLOTS;
         Table {
-            mask: len - 1,
-            meta: (0..len).map(|_| AtomicU8::new(META_UNKNOWN)).collect(),
-            slots: (0..len).map(|_| Atomic::null()).collect(),
+            groups: new_groups(groups),
+            // A one-group table (the smallest, as in the loom models) resizes at half full, so
+            // that a resize stays a few inserts away; bigger ones at 7/8.
+            limit: if groups == 1 {
+                slots / 2
+            } else {
+                slots * 7 / 8
+            },
             next: Atomic::null(),
             state: CachePadded::new(WriteState {
                 claimed: AtomicUsize::new(0),
                 tombstones: AtomicUsize::new(0),
+                inserts: AtomicUsize::new(0),
                 copy_claim: AtomicUsize::new(0),
                 copy_done: AtomicUsize::new(0),
             }),
         }
     }
 
-    #[inline]
-    pub(super) fn len(&self) -> usize {
-        self.mask + 1
+    /// The fewest groups whose resize limit (7/8 of the slots) leaves room for `entries`.
+    pub(super) fn groups_for(entries: usize) -> usize {
+        (entries.saturating_mul(8)).div_ceil(7 * GROUP_SLOTS).max(1)
     }
 
-    /// Most slots writers may claim (entries and tombstones) before the table is resized.
     #[inline]
-    pub(super) fn limit(&self) -> usize {
-        self.len() / 4 * 3
+    pub(super) fn group_count(&self) -> usize {
+        self.groups.len()
     }
 
+    #[inline]
+    pub(super) fn slot_count(&self) -> usize {
+        self.groups.len() * GROUP_SLOTS
+    }
+
+    /// A live-entry estimate: claimed slots less tombstones.
     pub(super) fn live_estimate(&self) -> usize {
         let claimed = self.state.claimed.load(Ordering::Relaxed);
         claimed.saturating_sub(self.state.tombstones.load(Ordering::Relaxed))
     }
 
     #[inline]
+    pub(super) fn limit(&self) -> usize {
+        self.limit
+    }
+
+    /// Whether the table took fewer inserts since it was built than it has slots: one whose
+    /// tombstones use up its never-used slots that fast should grow rather than be rehashed
+    /// (each rehash copies every slot), and at a lower load removals leave far fewer
+    /// tombstones (a removal in a group that still has a never-used slot leaves none).
+    pub(super) fn churns(&self) -> bool {
+        self.state.inserts.load(Ordering::Relaxed) < self.slot_count()
+    }
+
+    /// The group a probe for `hash` starts at (a multiply by the group count: any count works).
+    #[inline]
     fn home(&self, hash: u64) -> usize {
-        hash as usize & self.mask
+        (((hash >> 32) * self.groups.len() as u64) >> 32) as usize
     }
 
     #[inline]
-    pub(super) fn slot(&self, index: usize) -> &Atomic<Entry<K, V>> {
-        &self.slots[index]
+    fn next_group(&self, group: usize) -> usize {
+        if group + 1 == self.groups.len() {
+            0
+        } else {
+            group + 1
+        }
+    }
+
+    #[inline]
+    fn word(&self, index: usize) -> &AtomicPtr<Entry<K, V>> {
+        &self.groups[index / GROUP_SLOTS].words[index % GROUP_SLOTS]
+    }
+
+    /// The word of slot `index`, decoded, for a reader holding `guard`.
+    #[inline]
+    pub(super) fn load<'g>(&self, index: usize, _guard: &'g Guard) -> Word<'g, K, V> {
+        Word::decode(self.word(index).load(Ordering::Acquire))
+    }
+
+    /// Whether slot `index` has been published (its tag set by the claimant): an entry in an
+    /// unpublished slot is not in the cache yet, so an iterator must not yield it.
+    pub(super) fn published(&self, index: usize) -> bool {
+        let tags = self.groups[index / GROUP_SLOTS]
+            .tags
+            .load(Ordering::Acquire);
+        (tags >> (8 * (index % GROUP_SLOTS))) as u8 & 0x80 != 0
     }
 
     /// Looks for a live entry of the key in this table alone.
@@ -163,25 +373,34 @@ impl<K, V> Table<K, V> {
         eq: impl Fn(&K) -> bool,
         guard: &'g Guard,
     ) -> Lookup<'g, K, V> {
-        let tag = meta_tag(hash);
-        let mut index = self.home(hash);
+        let tag = tag_of(hash);
+        let mut group = self.home(hash);
         let mut moved = false;
-        for _ in 0..self.len() {
-            let meta = self.meta[index].load(Ordering::Relaxed);
-            if meta == META_UNKNOWN || meta == tag {
-                let slot = self.slots[index].load(Ordering::Acquire, guard);
-                if slot.is_null() {
-                    match slot.tag() {
-                        TOMBSTONE => {}
-                        MOVED => moved = true,
-                        _ => break,
+        for _ in 0..self.groups.len() {
+            let g = &self.groups[group];
+            let tags = g.tags.load(Ordering::Acquire);
+            for slot in positions(matching(tags, tag)) {
+                match Word::decode(g.words[slot].load(Ordering::Acquire)) {
+                    Word::Entry { entry, .. } => {
+                        if let Some(found) = live_entry(entry, hash, &eq, guard) {
+                            return Lookup::Found(found);
+                        }
                     }
-                } else if let Some(found) = live_entry_of(slot, hash, &eq, guard) {
-                    return Lookup::Found(found);
+                    Word::Moved(_) => moved = true,
+                    _ => {}
                 }
-                // A dead entry of the key: a live one may follow (a re-insert).
             }
-            index = (index + 1) & self.mask;
+            let empties = zero_bytes(tags) & SLOT_BYTES;
+            if empties != 0 {
+                // The key is nowhere beyond. But if this table has been copied, keys inserted
+                // since live in the next one: a never-used slot is copied as MOVED too.
+                let slot = empties.trailing_zeros() as usize / 8;
+                if let Word::Moved(_) = Word::decode(g.words[slot].load(Ordering::Acquire)) {
+                    moved = true;
+                }
+                break;
+            }
+            group = self.next_group(group);
         }
         if moved {
             Lookup::Moved
@@ -190,50 +409,110 @@ impl<K, V> Table<K, V> {
         }
     }
 
-    /// Finds the first slot where `key` may be linked, or a live entry of it.
+    /// Finds where a new key of `hash` can be linked: the first free slot (tombstone or
+    /// never-used) of its probe sequence, up to the first group with a never-used slot.
     ///
-    /// Returns `Ok(index)` of an empty slot, `Err(Some(found))` for a live entry of the key, and
-    /// `Err(None)` when the table is being resized, full, or wants a rehash (its probe passed
-    /// [`DEAD_RUN_REHASH`] tombstones): the caller must start a resize and move on.
-    pub(super) fn find_slot<'g>(
+    /// Returns `Err(Some(found))` for a live entry of the key, and `Err(None)` when the table
+    /// is being resized or has no free slot: the caller must resize and move on.
+    pub(super) fn find_free<'g>(
         &self,
         hash: u64,
         eq: impl Fn(&K) -> bool,
-        start: Option<usize>,
         guard: &'g Guard,
-    ) -> Result<usize, Option<Found<'g, K, V>>> {
-        let tag = meta_tag(hash);
-        let mut index = start.unwrap_or_else(|| self.home(hash));
-        let mut dead = 0;
-        for _ in 0..self.len() {
-            let meta = self.meta[index].load(Ordering::Relaxed);
-            if meta == META_TOMBSTONE {
-                dead += 1;
-            } else if meta == META_UNKNOWN || meta == tag {
-                let slot = self.slots[index].load(Ordering::Acquire, guard);
-                if slot.is_null() {
-                    match slot.tag() {
-                        TOMBSTONE => dead += 1,
-                        MOVED => return Err(None),
-                        // A run of tombstones this long: rehash rather than lengthen it.
-                        _ if dead >= DEAD_RUN_REHASH => return Err(None),
-                        _ => return Ok(index),
+    ) -> Result<Free, Option<Found<'g, K, V>>> {
+        let tag = tag_of(hash);
+        let mut group = self.home(hash);
+        let mut free = None;
+        for _ in 0..self.groups.len() {
+            let g = &self.groups[group];
+            let tags = g.tags.load(Ordering::Acquire);
+            for slot in positions(matching(tags, tag)) {
+                match Word::decode(g.words[slot].load(Ordering::Acquire)) {
+                    Word::Entry { frozen: true, .. } | Word::Moved(_) => return Err(None),
+                    Word::Entry { entry, .. } => {
+                        if let Some(found) = live_entry(entry, hash, &eq, guard) {
+                            return Err(Some(found));
+                        }
                     }
-                } else if slot.tag() & FROZEN != 0 {
-                    return Err(None);
-                } else if let Some(found) = live_entry_of(slot, hash, &eq, guard) {
-                    return Err(Some(found));
+                    _ => {}
                 }
             }
-            index = (index + 1) & self.mask;
+            let empties = zero_bytes(tags) & SLOT_BYTES;
+            if free.is_none() {
+                // A tombstone of this group, else (if this is the last group to look at) a
+                // never-used slot.
+                let deleted = matching(tags, TAG_DELETED);
+                for slot in positions(deleted).chain(positions(empties)) {
+                    match Word::decode(g.words[slot].load(Ordering::Acquire)) {
+                        Word::Tombstone => {
+                            free = Some(Free {
+                                index: group * GROUP_SLOTS + slot,
+                                never_used: false,
+                            });
+                            break;
+                        }
+                        Word::Empty => {
+                            free = Some(Free {
+                                index: group * GROUP_SLOTS + slot,
+                                never_used: true,
+                            });
+                            break;
+                        }
+                        Word::Moved(_) | Word::Entry { frozen: true, .. } => return Err(None),
+                        // Claimed a moment ago (unpublished) or being removed: not free.
+                        _ => {}
+                    }
+                }
+            }
+            if empties != 0 {
+                return free.ok_or(None);
+            }
+            group = self.next_group(group);
         }
-        Err(None)
+        free.ok_or(None)
+    }
+
+    /// Links `entry` at the free slot `free` found for it.
+    pub(super) fn claim(&self, free: &Free, entry: Shared<'_, Entry<K, V>>, hash: u64) -> Claim {
+        if free.never_used && !self.reserve() {
+            return Claim::Full;
+        }
+        let expected = if free.never_used {
+            Word::Empty
+        } else {
+            Word::Tombstone
+        };
+        let linked = self
+            .word(free.index)
+            .compare_exchange(
+                expected.encode(),
+                Word::Entry {
+                    entry,
+                    frozen: false,
+                }
+                .encode(),
+                Ordering::AcqRel,
+                Ordering::Acquire,
+            )
+            .is_ok();
+        if !linked {
+            if free.never_used {
+                self.state.claimed.fetch_sub(1, Ordering::Relaxed);
+            }
+            return Claim::Lost;
+        }
+        if !free.never_used {
+            self.state.tombstones.fetch_sub(1, Ordering::Relaxed);
+        }
+        self.state.inserts.fetch_add(1, Ordering::Relaxed);
+        self.set_tag(free.index, tag_of(hash));
+        Claim::Linked
     }
 
     /// Reserves room for one more claimed slot; false when the table must be resized first.
-    pub(super) fn reserve(&self) -> bool {
+    fn reserve(&self) -> bool {
         let claimed = &self.state.claimed;
-        if claimed.fetch_add(1, Ordering::Relaxed) < self.limit() {
+        if claimed.fetch_add(1, Ordering::Relaxed) < self.limit {
             true
         } else {
             claimed.fetch_sub(1, Ordering::Relaxed);
@@ -241,141 +520,310 @@ impl<K, V> Table<K, V> {
         }
     }
 
-    pub(super) fn unreserve(&self) {
-        self.state.claimed.fetch_sub(1, Ordering::Relaxed);
+    /// Writes the tag byte of slot `index`. Only the thread that owns the slot's current state
+    /// (its claimant, or its remover) writes it, so the bytes of one slot are written in order.
+    fn set_tag(&self, index: usize, tag: u8) {
+        let shift = 8 * (index % GROUP_SLOTS);
+        let tags = &self.groups[index / GROUP_SLOTS].tags;
+        let mut current = tags.load(Ordering::Relaxed);
+        loop {
+            let new = (current & !(0xFF << shift)) | u64::from(tag) << shift;
+            match tags.compare_exchange_weak(current, new, Ordering::AcqRel, Ordering::Relaxed) {
+                Ok(_) => return,
+                Err(actual) => current = actual,
+            }
+        }
     }
 
-    /// Records the tag of a slot this thread just claimed.
-    pub(super) fn set_meta(&self, index: usize, hash: u64) {
-        self.meta[index].store(meta_tag(hash), Ordering::Relaxed);
-    }
-
-    /// Finds the slot holding exactly `entry` (untagged), if any, stopping at the first empty slot.
-    /// Returns `Err(())` if the table is being copied and the caller must retry in the successor.
+    /// Finds the slot holding exactly `entry` (untagged), if any, in the probe sequence of
+    /// `hash`. Returns `Err(())` if the table is being copied and the caller must retry in the
+    /// successor.
     pub(super) fn position_of(
         &self,
         entry: Shared<'_, Entry<K, V>>,
         hash: u64,
-        guard: &Guard,
     ) -> Result<Option<usize>, ()> {
-        let tag = meta_tag(hash);
-        let mut index = self.home(hash);
-        for _ in 0..self.len() {
-            let meta = self.meta[index].load(Ordering::Relaxed);
-            if meta == META_UNKNOWN || meta == tag {
-                let slot = self.slots[index].load(Ordering::Acquire, guard);
-                if slot == entry {
-                    return Ok(Some(index));
-                }
-                if slot.with_tag(0) == entry || (slot.is_null() && slot.tag() == MOVED) {
-                    return Err(());
-                }
-                if slot.is_null() && slot.tag() == 0 {
-                    return Ok(None);
+        let tag = tag_of(hash);
+        let mut group = self.home(hash);
+        for _ in 0..self.groups.len() {
+            let g = &self.groups[group];
+            let tags = g.tags.load(Ordering::Acquire);
+            for slot in positions(matching(tags, tag)) {
+                match Word::decode(g.words[slot].load(Ordering::Acquire)) {
+                    Word::Entry { entry: e, frozen } if e == entry => {
+                        return if frozen {
+                            Err(())
+                        } else {
+                            Ok(Some(group * GROUP_SLOTS + slot))
+                        };
+                    }
+                    Word::Moved(_) => return Err(()),
+                    _ => {}
                 }
             }
-            index = (index + 1) & self.mask;
+            if zero_bytes(tags) & SLOT_BYTES != 0 {
+                return Ok(None);
+            }
+            group = self.next_group(group);
         }
         Ok(None)
     }
 
-    /// Records that the slot at `index` was just turned into a tombstone by this thread.
-    pub(super) fn add_tombstone(&self, index: usize) {
-        self.meta[index].store(META_TOMBSTONE, Ordering::Relaxed);
-        self.state.tombstones.fetch_add(1, Ordering::Relaxed);
-    }
-
-    /// Claims the next chunk of slots to copy; `None` when every chunk has been claimed.
-    pub(super) fn claim_copy_chunk(&self, chunk: usize) -> Option<std::ops::Range<usize>> {
-        let start = self.state.copy_claim.fetch_add(chunk, Ordering::Relaxed);
-        (start < self.len()).then(|| start..(start + chunk).min(self.len()))
-    }
-
-    /// Records `count` copied slots; true for the call that completes the copy.
-    pub(super) fn finish_copy_chunk(&self, count: usize) -> bool {
-        self.state.copy_done.fetch_add(count, Ordering::AcqRel) + count == self.len()
-    }
-
-    /// True once every slot has been copied to `next`.
-    pub(super) fn copy_complete(&self) -> bool {
-        self.state.copy_done.load(Ordering::Acquire) == self.len()
-    }
-
-    /// Copies slot `index` to `next`. Only the thread that claimed the slot's chunk calls this.
-    pub(super) fn copy_slot(&self, index: usize, next: &Table<K, V>, guard: &Guard) {
-        let moved = Shared::null().with_tag(MOVED);
-        let slot = &self.slots[index];
-        let mut current = slot.load(Ordering::Acquire, guard);
-        loop {
-            if current.is_null() {
-                // Empty or tombstone: nothing to carry over. Racing a writer's claim or a
-                // remover's unlink, whoever comes second sees the other's state and adapts.
-                match slot.compare_exchange(
-                    current,
-                    moved,
-                    Ordering::AcqRel,
-                    Ordering::Acquire,
-                    guard,
-                ) {
-                    Ok(_) => return,
-                    Err(err) => current = err.current,
-                }
-            } else {
-                debug_assert_eq!(current.tag(), 0, "only the chunk's owner freezes a slot");
-                // Freeze first so that no remover can tombstone the slot while its entry is being
-                // linked into `next`: a remover that meets a frozen slot helps finish the copy and
-                // unlinks the entry from `next` instead.
-                let frozen = current.with_tag(FROZEN);
-                match slot.compare_exchange(
-                    current,
-                    frozen,
-                    Ordering::AcqRel,
-                    Ordering::Acquire,
-                    guard,
-                ) {
-                    Ok(_) => {
-                        next.link_copy(current, guard);
-                        slot.store(moved, Ordering::Release);
-                        return;
-                    }
-                    Err(err) => current = err.current,
-                }
+    /// Removes `entry` from slot `index`: false if the word no longer holds it (a copy froze
+    /// it: the caller helps and retries in the successor).
+    pub(super) fn unlink_at(&self, index: usize, entry: Shared<'_, Entry<K, V>>) -> bool {
+        let word = self.word(index);
+        let live = Word::Entry {
+            entry,
+            frozen: false,
+        };
+        if word
+            .compare_exchange(
+                live.encode(),
+                Word::Removing.encode(),
+                Ordering::AcqRel,
+                Ordering::Acquire,
+            )
+            .is_err()
+        {
+            return false;
+        }
+        // The tag: EMPTY while the group shows another never-used slot (one compare-and-swap,
+        // so that no insert can fill the group's last one in between), else DELETED.
+        let shift = 8 * (index % GROUP_SLOTS);
+        let tags = &self.groups[index / GROUP_SLOTS].tags;
+        let mut current = tags.load(Ordering::Relaxed);
+        let as_new = loop {
+            let others_empty = zero_bytes(current) & SLOT_BYTES & !(0x80 << shift) != 0;
+            let tag = if others_empty { TAG_EMPTY } else { TAG_DELETED };
+            let new = (current & !(0xFF << shift)) | u64::from(tag) << shift;
+            match tags.compare_exchange_weak(current, new, Ordering::AcqRel, Ordering::Relaxed) {
+                Ok(_) => break others_empty,
+                Err(actual) => current = actual,
             }
+        };
+        if as_new {
+            self.state.claimed.fetch_sub(1, Ordering::Relaxed);
+        } else {
+            self.state.tombstones.fetch_add(1, Ordering::Relaxed);
+        }
+        let end = if as_new { Word::Empty } else { Word::Tombstone };
+        word.store(end.encode(), Ordering::Release);
+        true
+    }
+
+    /// Claims the next chunk of groups to copy; `None` when every chunk has been claimed.
+    pub(super) fn claim_copy_chunk(&self, chunk: usize) -> Option<Range<usize>> {
+        let len = self.groups.len();
+        let start = self.state.copy_claim.fetch_add(chunk, Ordering::Relaxed);
+        (start < len).then(|| start..(start + chunk).min(len))
+    }
+
+    /// Records `count` copied groups; true for the call that completes the copy.
+    pub(super) fn finish_copy_chunk(&self, count: usize) -> bool {
+        self.state.copy_done.fetch_add(count, Ordering::AcqRel) + count == self.groups.len()
+    }
+
+    /// True once every group has been copied to `next`.
+    pub(super) fn copy_complete(&self) -> bool {
+        self.state.copy_done.load(Ordering::Acquire) == self.groups.len()
+    }
+
+    /// Copies group `group` to `next`. Only the thread that claimed the group's chunk calls this.
+    pub(super) fn copy_group(&self, group: usize, next: &Table<K, V>, guard: &Guard) {
+        for slot in 0..GROUP_SLOTS {
+            self.copy_slot(group * GROUP_SLOTS + slot, next, guard);
         }
     }
 
-    /// Links an entry copied from the predecessor. Only copies write to a table while its
-    /// predecessor is being copied, and the predecessor held at most `limit()` claimed slots of a
-    /// table no larger than this one, so an empty slot always exists.
-    fn link_copy(&self, entry: Shared<'_, Entry<K, V>>, guard: &Guard) {
-        // SAFETY: the entry is frozen in the predecessor, so it is linked and cannot be retired
-        // before this copy finishes; `guard` protects it.
-        let hash = unsafe { entry.deref() }.hash;
-        self.state.claimed.fetch_add(1, Ordering::Relaxed);
-        let mut index = self.home(hash);
-        let tag = meta_tag(hash);
-        for _ in 0..self.len() {
-            // Skip only slots of other tags. A slot with this tag must be tried (the CAS fails with
-            // Acquire): skipping it on the relaxed byte alone would let this copy be published
-            // (MOVED) without happening after the copy that claimed the slot, and a reader that
-            // sees MOVED could then find that slot still empty.
-            let meta = self.meta[index].load(Ordering::Relaxed);
-            if (meta == META_UNKNOWN || meta == tag)
-                && self.slots[index]
-                    .compare_exchange(
-                        Shared::null(),
+    fn copy_slot(&self, index: usize, next: &Table<K, V>, guard: &Guard) {
+        let word = self.word(index);
+        let mut current = word.load(Ordering::Acquire);
+        loop {
+            let (replacement, carried) = match Word::decode(current) {
+                // Nothing to carry over. Racing a claim or the end of a removal, whoever comes
+                // second sees the other's word and adapts.
+                Word::Empty | Word::Tombstone => (Word::Moved(None), None),
+                Word::Removing => {
+                    // The remover is between two steps: let it finish.
+                    crate::sync::spin_wait();
+                    current = word.load(Ordering::Acquire);
+                    continue;
+                }
+                Word::Entry {
+                    entry,
+                    frozen: false,
+                } => {
+                    // Freeze first, so that no remover can unlink the entry while it is being
+                    // linked into `next`: a remover that meets a frozen slot helps finish the
+                    // copy and unlinks the entry from `next` instead.
+                    let frozen = Word::Entry {
                         entry,
+                        frozen: true,
+                    };
+                    match word.compare_exchange(
+                        current,
+                        frozen.encode(),
                         Ordering::AcqRel,
                         Ordering::Acquire,
-                        guard,
-                    )
-                    .is_ok()
-            {
-                self.set_meta(index, hash);
+                    ) {
+                        Ok(_) => current = frozen.encode(),
+                        Err(actual) => {
+                            current = actual;
+                            continue;
+                        }
+                    }
+                    let policy = self.groups[index / GROUP_SLOTS].policy[index % GROUP_SLOTS]
+                        .load(Ordering::Relaxed);
+                    let moved_to = next.link_copy(entry, policy, guard);
+                    (Word::Moved(Some(moved_to)), Some(()))
+                }
+                Word::Entry { frozen: true, .. } | Word::Moved(_) => {
+                    unreachable!("only the chunk's owner freezes and moves a slot")
+                }
+            };
+            if carried.is_some() {
+                word.store(replacement.encode(), Ordering::Release);
                 return;
             }
-            index = (index + 1) & self.mask;
+            match word.compare_exchange(
+                current,
+                replacement.encode(),
+                Ordering::AcqRel,
+                Ordering::Acquire,
+            ) {
+                Ok(_) => return,
+                Err(actual) => current = actual,
+            }
+        }
+    }
+
+    /// Links an entry copied from the predecessor, with its policy byte, and returns its slot.
+    /// Only copies write to a table while its predecessor is being copied, and the predecessor
+    /// held no more entries than this table can take below its limit, so a never-used slot is
+    /// always found.
+    fn link_copy(&self, entry: Shared<'_, Entry<K, V>>, policy: u8, _guard: &Guard) -> usize {
+        // SAFETY: the entry is frozen in the predecessor, so it is linked and cannot be retired
+        // before this copy finishes; the caller's guard protects it.
+        let hash = unsafe { entry.deref() }.hash;
+        self.state.claimed.fetch_add(1, Ordering::Relaxed);
+        let mut group = self.home(hash);
+        for _ in 0..self.groups.len() {
+            let g = &self.groups[group];
+            // Other copies race for never-used slots only (no key is ever removed here before
+            // the copy is over), so try every slot the tags show never-used; one of them fails
+            // only if a concurrent copy claimed it first (then the tag word has changed too).
+            let tags = g.tags.load(Ordering::Acquire);
+            for slot in positions(zero_bytes(tags) & SLOT_BYTES) {
+                let linked = g.words[slot]
+                    .compare_exchange(
+                        std::ptr::null_mut(),
+                        Word::Entry {
+                            entry,
+                            frozen: false,
+                        }
+                        .encode(),
+                        Ordering::AcqRel,
+                        Ordering::Acquire,
+                    )
+                    .is_ok();
+                if linked {
+                    let index = group * GROUP_SLOTS + slot;
+                    g.policy[slot].store(policy, Ordering::Relaxed);
+                    self.set_tag(index, tag_of(hash));
+                    return index;
+                }
+            }
+            // Every slot whose tag was EMPTY went to other copies, which are about to publish
+            // them: the group ends up full, and probes go on to the next one, as this one does.
+            group = self.next_group(group);
         }
         unreachable!("a resized table always has room for the entries copied into it");
+    }
+
+    /// Every slot word of the table, for dropping it (`&mut self`: no other thread is left).
+    pub(super) fn words_mut(&mut self) -> impl Iterator<Item = *mut Entry<K, V>> + '_ {
+        self.groups
+            .iter()
+            .flat_map(|g| g.words.iter().map(|w| w.load(Ordering::Relaxed)))
+    }
+}
+
+/// `count` groups, all slots never-used.
+#[cfg(not(loom))]
+fn new_groups<K, V>(count: usize) -> Box<[Group<K, V>]> {
+    let layout = std::alloc::Layout::array::<Group<K, V>>(count).expect("a table fits in memory");
+    // SAFETY: the layout has a non-zero size (count ≥ 1, groups are 64 bytes). All-zero bytes
+    // are a valid `Group`: its fields are atomic integers and pointers, whose zero is 0 and
+    // null, and which have no padding or invariants beyond that. A zeroed allocation also lets
+    // the system hand out untouched pages lazily, so a presized table costs memory only where
+    // it is used.
+    unsafe {
+        let groups = std::alloc::alloc_zeroed(layout).cast::<Group<K, V>>();
+        if groups.is_null() {
+            std::alloc::handle_alloc_error(layout);
+        }
+        Box::from_raw(std::ptr::slice_from_raw_parts_mut(groups, count))
+    }
+}
+
+/// Under loom atomics are not plain memory: build them one by one.
+#[cfg(loom)]
+fn new_groups<K, V>(count: usize) -> Box<[Group<K, V>]> {
+    (0..count).map(|_| Group::new()).collect()
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn zero_bytes_is_exact() {
+        for word in [
+            0u64,
+            1,
+            0x0100,
+            0x8000_0000_0000_0080,
+            u64::MAX,
+            0x0001_0000_0100_0001,
+        ] {
+            let expected: u64 = (0..8)
+                .filter(|i| (word >> (8 * i)) as u8 == 0)
+                .map(|i| 0x80u64 << (8 * i))
+                .sum();
+            assert_eq!(zero_bytes(word), expected, "{word:#x}");
+        }
+    }
+
+    #[test]
+    fn matching_finds_every_slot_with_the_tag_and_no_other() {
+        let tags = 0x0000_9A81_9A00_019A_u64;
+        assert_eq!(
+            positions(matching(tags, 0x9A)).collect::<Vec<_>>(),
+            [0, 3, 5]
+        );
+        assert_eq!(positions(matching(tags, 0x81)).collect::<Vec<_>>(), [4]);
+        assert_eq!(
+            positions(matching(tags, TAG_EMPTY)).collect::<Vec<_>>(),
+            [2]
+        );
+        assert_eq!(
+            positions(matching(tags, TAG_DELETED)).collect::<Vec<_>>(),
+            [1]
+        );
+    }
+
+    #[test]
+    fn markers_round_trip() {
+        for word in [
+            Word::<u8, u8>::Empty,
+            Word::Tombstone,
+            Word::Removing,
+            Word::Moved(None),
+            Word::Moved(Some(0)),
+            Word::Moved(Some(123_456)),
+        ] {
+            assert_eq!(Word::decode(word.encode()), word);
+        }
     }
 }
