@@ -389,6 +389,8 @@ struct Connection {
     paused: bool,
     /// `quit` was received: close once the replies are sent.
     quitting: bool,
+    /// The last read filled the buffer, so the socket may hold more of the same burst.
+    burst: bool,
 }
 
 impl Connection {
@@ -406,6 +408,7 @@ impl Connection {
             readable: true,
             paused: false,
             quitting: false,
+            burst: false,
         }
     }
 
@@ -423,7 +426,7 @@ impl Connection {
                 return Turn::Close;
             }
             if self.paused {
-                if !self.handle() {
+                if !self.handle(true) {
                     return Turn::Close;
                 }
                 continue;
@@ -442,22 +445,34 @@ impl Connection {
                 Ok(n) => {
                     counters.add(Counter::BytesRead, n as u64);
                     self.input.end += n;
+                    // After a full read these bytes were already waiting: the same burst.
+                    let same_burst = self.burst;
                     // A short read drained the socket: wait for the next edge.
                     self.readable = n == room;
-                    if !self.handle() {
+                    self.burst = self.readable;
+                    if !self.handle(same_burst) {
                         return Turn::Close;
                     }
                 }
-                Err(error) if error.kind() == io::ErrorKind::WouldBlock => self.readable = false,
+                Err(error) if error.kind() == io::ErrorKind::WouldBlock => {
+                    self.readable = false;
+                    self.burst = false;
+                }
                 Err(error) if error.kind() == io::ErrorKind::Interrupted => {}
                 Err(_) => return Turn::Close,
             }
         }
     }
 
-    /// Runs the buffered requests; false if the connection must close at once.
-    fn handle(&mut self) -> bool {
-        let progress = self.session.handle(self.input.pending(), &mut self.output);
+    /// Runs the buffered requests (`same_burst`: they continue the last call's input without a
+    /// pause in between); false if the connection must close at once.
+    fn handle(&mut self, same_burst: bool) -> bool {
+        let (input, output) = (self.input.pending(), &mut self.output);
+        let progress = if same_burst {
+            self.session.handle_more(input, output)
+        } else {
+            self.session.handle(input, output)
+        };
         self.input.consume(progress.consumed);
         self.paused = progress.next == Next::Flush;
         match progress.next {
