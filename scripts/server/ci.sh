@@ -7,7 +7,7 @@
 #
 # Environment knobs:
 #   DIFF_COMMANDS=20000   differential run size      DIFF_CONNS=4   connections per server
-#   DIFF_SEED=1           the seed ("random" for a fresh one, printed)
+#   DIFF_SEEDS="1 2"      the fixed seeds; a new random seed (printed) runs too, unless DIFF_RANDOM=0
 #   THROUGHPUT_ROUNDS=5 THROUGHPUT_SECS=2            THROUGHPUT_ASSERT=0.8 makes the ratio a gate
 #   SKIP_BUILD=1          use the binaries already built
 #   SKIP_INSTALL=1        do not run install-deps.sh
@@ -20,8 +20,9 @@ export PYTHONUNBUFFERED=1 PYTHONDONTWRITEBYTECODE=1
 
 DIFF_COMMANDS="${DIFF_COMMANDS:-20000}"
 DIFF_CONNS="${DIFF_CONNS:-4}"
-DIFF_SEED="${DIFF_SEED:-1}"
-[[ "$DIFF_SEED" == random ]] && DIFF_SEED=$((RANDOM * 32768 + RANDOM))
+DIFF_SEEDS="${DIFF_SEEDS:-1 2}"
+DIFF_RANDOM_SEED=""
+[[ "${DIFF_RANDOM:-1}" != 0 ]] && DIFF_RANDOM_SEED=$((RANDOM * 32768 + RANDOM))
 THROUGHPUT_ROUNDS="${THROUGHPUT_ROUNDS:-5}"
 THROUGHPUT_SECS="${THROUGHPUT_SECS:-2}"
 TARGET="${CARGO_TARGET_DIR:-$ROOT/target}"
@@ -144,25 +145,31 @@ fi
 
 # c. differential
 step "c0. differential harness self-check: memcached vs memcached (uniques offset)"
+SELF_SEED="${DIFF_SEEDS%% *}"
 if run_proof diff-self "$WORK/c0.out" python3 "$HERE/differential.py" --ref-port "$MCD_PORT" \
     --test-port "$MCD2_PORT" --names memcached,memcached-2 --perturb 17 --tolerate-both \
-    --commands "$DIFF_COMMANDS" --conns "$DIFF_CONNS" --seed "$DIFF_SEED"; then
+    --commands "$DIFF_COMMANDS" --conns "$DIFF_CONNS" --seed "$SELF_SEED"; then
     record "c0. differential self-check" PASS "$(figure '^differential:' "$WORK/c0.out")"
 else
     record "c0. differential self-check" FAIL "$(figure '^differential:' "$WORK/c0.out")"
 fi
-step "c. differential: memcached 1.6.18 vs cascached"
-if ((CC_UP)); then
-    if run_proof diff "$WORK/c.out" python3 "$HERE/differential.py" --ref-port "$MCD_PORT" \
-        --test-port "$CCD_PORT" --commands "$DIFF_COMMANDS" --conns "$DIFF_CONNS" --seed "$DIFF_SEED"; then
-        record "c. differential" PASS "$(figure '^differential:' "$WORK/c.out")"
+for seed in $DIFF_SEEDS $DIFF_RANDOM_SEED; do
+    label="c. differential seed $seed"
+    [[ "$seed" == "$DIFF_RANDOM_SEED" ]] && label="c. differential new random seed $seed"
+    step "$label: memcached 1.6.18 vs cascached (replay: DIFF_SEEDS=$seed DIFF_RANDOM=0)"
+    if ! ((CC_UP)); then
+        record "$label" FAIL "cascached not running"
+        continue
+    fi
+    out="$WORK/c-$seed.out"
+    if run_proof diff "$out" python3 "$HERE/differential.py" --ref-port "$MCD_PORT" \
+        --test-port "$CCD_PORT" --commands "$DIFF_COMMANDS" --conns "$DIFF_CONNS" --seed "$seed"; then
+        record "$label" PASS "$(figure '^differential:' "$out")"
     else
-        record "c. differential" FAIL "$(figure '^differential:' "$WORK/c.out")"
+        record "$label" FAIL "$(figure '^differential:' "$out") (replay: DIFF_SEEDS=$seed DIFF_RANDOM=0 bash scripts/server/ci.sh)"
     fi
     alive cascached-diff "$CCD_PID"
-else
-    record "c. differential" FAIL "cascached not running"
-fi
+done
 
 # instances_proof LABEL TAG SCRIPT FIGURE1 FIGURE2: a proof whose script starts cascached instances
 # of its own (--bin): PASS with its two figure lines, FAIL with its first FAIL line (or its last)
