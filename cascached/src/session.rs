@@ -101,6 +101,12 @@ impl Session {
         }
     }
 
+    /// Whether the session is discarding a refused data block: memcached's idle timeout does
+    /// not close a connection in the middle of a request.
+    pub fn swallowing(&self) -> bool {
+        self.swallow > 0
+    }
+
     /// Runs the complete requests at the front of `input`, appending their replies to `out`.
     ///
     /// ```
@@ -864,6 +870,7 @@ impl Executor<'_> {
                 stat(out, "num_threads", config.threads);
                 stat(out, "cas_enabled", "yes");
                 stat(out, "item_size_max", config.max_item_size);
+                stat(out, "idle_timeout", config.idle_timeout);
                 stat(out, "maxconns_fast", "yes");
                 stat(out, "flush_enabled", "yes");
             }
@@ -919,6 +926,10 @@ impl Executor<'_> {
                 stat(out, "total_items", stats.sum(Counter::TotalItems));
                 stat(out, "evictions", store.evictions());
                 stat(out, "item_overhead", ITEM_OVERHEAD);
+                // Only with a timeout set, as memcached shows it.
+                if config.idle_timeout > 0 {
+                    stat(out, "idle_kicks", stats.sum(Counter::IdleKicks));
+                }
             }
         }
         line(out, "END");
