@@ -496,9 +496,10 @@ impl Connection {
         }
     }
 
-    /// Whether it has waited longer than `timeout` for its next command.
+    /// Whether it has waited longer than `timeout` for its next command, in whole seconds as
+    /// memcached's clock counts them (so `-o idle_timeout=2` closes after 3 to 4 seconds).
     fn idle_for(&self, timeout: Duration) -> bool {
-        self.last_request.elapsed() > timeout
+        self.last_request.elapsed().as_secs() > timeout.as_secs()
             && self.sent == self.output.len()
             && !self.paused
             && !self.session.swallowing()

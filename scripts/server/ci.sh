@@ -11,6 +11,7 @@
 #   THROUGHPUT_ROUNDS=5 THROUGHPUT_SECS=2            THROUGHPUT_ASSERT=0.8 makes the ratio a gate
 #   SKIP_BUILD=1          use the binaries already built
 #   SKIP_INSTALL=1        do not run install-deps.sh
+#   FUZZ_SECS=60          how long h. fuzzes the parser
 #   CASCACHED=/usr/bin/memcached   test another binary instead (validates the harness: all pass)
 set -uo pipefail
 HERE="$(cd "$(dirname "$0")" && pwd)"
@@ -210,6 +211,29 @@ if ((CC_UP)); then
     alive cascached "$CC_PID"
 else
     record "e. throughput" REPORT "cascached not running"
+fi
+
+# g. hostile and faulty clients, each against memcached side by side
+step "g. hostile clients: non-reader, 1,000 slow, idle_timeout, 100k churn, -m 64, SIGTERM/SIGINT"
+if ((CC_BUILT)); then
+    g0=$(date +%s)
+    run_proof hostile "$WORK/g.out" python3 "$HERE/hostile.py" --bin "$CASCACHED"
+    while IFS= read -r line; do
+        line="${line#  }" status="${line%% *}" rest="${line#* }"
+        record "g. ${rest%%: *}" "$status" "${rest#*: }"
+    done < <(grep -E '^  (PASS|FAIL|REPORT) ' "$WORK/g.out")
+    grep -q '^hostile clients: .* 0 failed' "$WORK/g.out" || record "g. hostile clients" FAIL "$(tail -1 "$WORK/g.out")"
+    echo "g. took $(($(date +%s) - g0))s"
+else
+    record "g. hostile clients" FAIL "cascached not built"
+fi
+
+# h. the parser's fuzz target for a fixed time (the corpus replay runs in cargo test)
+step "h. fuzz the parser (libFuzzer, ${FUZZ_SECS:-60}s)"
+if run_proof fuzz "$WORK/h.out" bash "$HERE/fuzz-parser.sh" "${FUZZ_SECS:-60}"; then
+    record "h. parser fuzzing" PASS "$(figure '^fuzz-parser: [0-9]' "$WORK/h.out" | cut -d';' -f1); $(figure 'built in' "$WORK/h.out" | sed 's/fuzz-parser: //')"
+else
+    record "h. parser fuzzing" FAIL "$(tail -1 "$WORK/h.out")"
 fi
 
 step "summary ($(($(date +%s) - T0))s)"
