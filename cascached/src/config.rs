@@ -17,6 +17,9 @@ pub struct Config {
     pub threads: usize,
     /// Largest item, as memcached sizes it (`-I`, default 1m).
     pub max_item_size: usize,
+    /// Seconds a connection may wait for its next command before it is closed (`-o
+    /// idle_timeout=N`); 0: never.
+    pub idle_timeout: u32,
 }
 
 impl Default for Config {
@@ -28,6 +31,7 @@ impl Default for Config {
             max_connections: 1024,
             threads: 4,
             max_item_size: 1 << 20,
+            idle_timeout: 0,
         }
     }
 }
@@ -43,9 +47,25 @@ pub enum Action {
     Version,
 }
 
-/// A command line that cannot be run.
+/// A command line that cannot be run: the message, and the exit status (memcached's: 64 for a
+/// bad option, 1 for a bad `-o` sub-option).
 #[derive(Debug, PartialEq, Eq)]
-pub struct ConfigError(String);
+pub struct ConfigError(String, u8);
+
+impl ConfigError {
+    fn new(message: impl Into<String>) -> ConfigError {
+        ConfigError(message.into(), 64)
+    }
+
+    fn suboption(message: impl Into<String>) -> ConfigError {
+        ConfigError(message.into(), 1)
+    }
+
+    /// The process's exit status.
+    pub fn exit_code(&self) -> u8 {
+        self.1
+    }
+}
 
 impl fmt::Display for ConfigError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -69,6 +89,8 @@ Usage: cascached [options]
   -I, --max-item-size=<num> max item size, with k/m suffix (default: 1m, min: 1k, max: 1024m)
   -U, --udp-port=<num>      UDP port: only 0 (UDP off) is supported
   -u, --user=<user>         accepted for compatibility, ignored
+  -o, --extended=<opts>     comma-separated: idle_timeout=<secs> closes connections that wait
+                            longer for a command; memcached's tuning sub-options are ignored
   -v, -vv, -vvv             accepted for compatibility, ignored
   -V, --version             print the version and exit
   -h, --help                print this help and exit
@@ -88,7 +110,7 @@ where
         let mut value = |name: &str| -> Result<String, ConfigError> {
             match inline_value.clone().or_else(|| args.next()) {
                 Some(value) => Ok(value),
-                None => Err(ConfigError(format!("option {name} needs a value"))),
+                None => Err(ConfigError::new(format!("option {name} needs a value"))),
             }
         };
         match name.as_str() {
@@ -103,7 +125,7 @@ where
                     .map(str::to_string)
                     .collect();
                 if config.listen.is_empty() {
-                    return Err(ConfigError("option -l needs an address".into()));
+                    return Err(ConfigError::new("option -l needs an address"));
                 }
             }
             "-m" | "--memory-limit" => {
@@ -118,23 +140,24 @@ where
             "-I" | "--max-item-size" => config.max_item_size = item_size(&value(&name)?)?,
             "-U" | "--udp-port" => {
                 if number::<u16>(&name, &value(&name)?)? != 0 {
-                    return Err(ConfigError(
-                        "UDP is not supported: only -U 0 is accepted".into(),
+                    return Err(ConfigError::new(
+                        "UDP is not supported: only -U 0 is accepted",
                     ));
                 }
             }
             "-u" | "--user" => {
                 value(&name)?;
             }
-            _ => return Err(ConfigError(format!("unknown option {arg}"))),
+            "-o" | "--extended" => extended_options(&value(&name)?, &mut config)?,
+            _ => return Err(ConfigError::new(format!("unknown option {arg}"))),
         }
     }
     if let Some(megabytes) = memory_megabytes {
         config.memory_limit = megabytes << 20;
     }
     if config.max_item_size as u64 > config.memory_limit / 2 {
-        return Err(ConfigError(
-            "cannot set the item size limit (-I) higher than half the memory limit (-m)".into(),
+        return Err(ConfigError::new(
+            "cannot set the item size limit (-I) higher than half the memory limit (-m)",
         ));
     }
     Ok(Action::Run(config))
@@ -155,19 +178,127 @@ fn split_option(arg: &str) -> Result<(String, Option<String>), ConfigError> {
             Some(arg[1 + letter.len_utf8()..].to_string()),
         )),
         (Some('-'), Some(_)) => Ok((arg.to_string(), None)),
-        _ => Err(ConfigError(format!("unexpected argument {arg}"))),
+        _ => Err(ConfigError::new(format!("unexpected argument {arg}"))),
+    }
+}
+
+/// memcached's `-o` sub-options that tune its own internals (hash table, slabs, LRU, logging,
+/// buffers, privileges): nothing here to tune, so they are accepted and ignored.
+const IGNORED_SUBOPTIONS: &[&str] = &[
+    "maxconns_fast",
+    "hashpower",
+    "no_hashexpand",
+    "slab_reassign",
+    "slab_automove",
+    "slab_automove_ratio",
+    "slab_automove_window",
+    "tail_repair_time",
+    "hash_algorithm",
+    "lru_crawler",
+    "lru_crawler_sleep",
+    "lru_crawler_tocrawl",
+    "lru_maintainer",
+    "hot_lru_pct",
+    "warm_lru_pct",
+    "hot_max_factor",
+    "warm_max_factor",
+    "temporary_ttl",
+    "watcher_logbuf_size",
+    "worker_logbuf_size",
+    "slab_sizes",
+    "slab_chunk_max",
+    "track_sizes",
+    "no_inline_ascii_resp",
+    "modern",
+    "no_modern",
+    "no_chunked_items",
+    "no_slab_reassign",
+    "no_slab_automove",
+    "no_maxconns_fast",
+    "inline_ascii_resp",
+    "no_lru_crawler",
+    "no_lru_maintainer",
+    "no_drop_privileges",
+    "drop_privileges",
+    "resp_obj_mem_limit",
+    "read_buf_mem_limit",
+    "relaxed_privileges",
+    "sock_cookie_id",
+];
+
+/// memcached's `-o` sub-options for features this server does not have (TLS, the proxy,
+/// extstore): refused rather than silently ignored.
+const UNSUPPORTED_SUBOPTION_PREFIXES: &[&str] = &["ssl_", "proxy_", "ext_"];
+
+/// `-o a=1,b,c=2`, as memcached reads it with `getsubopt`: an unknown name is refused with
+/// memcached's message and exit status.
+fn extended_options(options: &str, config: &mut Config) -> Result<(), ConfigError> {
+    for option in options.split(',').filter(|option| !option.is_empty()) {
+        let (name, value) = match option.split_once('=') {
+            Some((name, value)) => (name, Some(value)),
+            None => (option, None),
+        };
+        match name {
+            "idle_timeout" => {
+                let value = value.ok_or_else(|| {
+                    ConfigError::suboption("Missing numeric argument for idle_timeout")
+                })?;
+                config.idle_timeout = atoi(value).try_into().map_err(|_| {
+                    ConfigError::suboption(format!("idle_timeout must not be negative: {value}"))
+                })?;
+            }
+            _ if IGNORED_SUBOPTIONS.contains(&name) => {}
+            _ if UNSUPPORTED_SUBOPTION_PREFIXES
+                .iter()
+                .any(|prefix| name.starts_with(prefix)) =>
+            {
+                return Err(ConfigError::suboption(format!(
+                    "-o {name}: not supported by cascached"
+                )));
+            }
+            _ => {
+                return Err(ConfigError::suboption(format!(
+                    "Illegal suboption \"{option}\""
+                )))
+            }
+        }
+    }
+    Ok(())
+}
+
+/// C's `atoi`: leading blanks, an optional sign, then digits; anything else ends it (0 if
+/// there is no digit), as memcached reads `idle_timeout`.
+fn atoi(text: &str) -> i64 {
+    let text = text.trim_start();
+    let (negative, digits) = match text.as_bytes().first() {
+        Some(b'-') => (true, &text[1..]),
+        Some(b'+') => (false, &text[1..]),
+        _ => (false, text),
+    };
+    let value = digits
+        .bytes()
+        .take_while(u8::is_ascii_digit)
+        .fold(0i64, |n, d| {
+            n.saturating_mul(10).saturating_add(i64::from(d - b'0'))
+        });
+    if negative {
+        -value
+    } else {
+        value
     }
 }
 
 fn number<T: std::str::FromStr>(name: &str, value: &str) -> Result<T, ConfigError> {
     value
         .parse()
-        .map_err(|_| ConfigError(format!("option {name}: invalid number {value:?}")))
+        .map_err(|_| ConfigError::new(format!("option {name}: invalid number {value:?}")))
 }
 
 fn positive(name: &str, value: usize) -> Result<usize, ConfigError> {
     if value == 0 {
-        Err(ConfigError(format!("option {name} must be at least 1")))
+        Err(ConfigError::new(format!(
+            "option {name} must be at least 1"
+        )))
     } else {
         Ok(value)
     }
@@ -184,13 +315,13 @@ fn size(name: &str, value: &str, unit: u64) -> Result<u64, ConfigError> {
     };
     number::<u64>(name, digits)?
         .checked_mul(multiplier)
-        .ok_or_else(|| ConfigError(format!("option {name}: {value} is too large")))
+        .ok_or_else(|| ConfigError::new(format!("option {name}: {value} is too large")))
 }
 
 fn megabytes(name: &str, value: &str) -> Result<u64, ConfigError> {
     let bytes = size(name, value, 1 << 20)?;
     if bytes < 1 << 20 {
-        return Err(ConfigError(format!(
+        return Err(ConfigError::new(format!(
             "option {name}: the memory limit must be at least 1 megabyte"
         )));
     }
@@ -200,13 +331,13 @@ fn megabytes(name: &str, value: &str) -> Result<u64, ConfigError> {
 fn item_size(value: &str) -> Result<usize, ConfigError> {
     let bytes = size("-I", value, 1)?;
     if bytes < 1024 {
-        return Err(ConfigError(
-            "item max size cannot be less than 1024 bytes".into(),
+        return Err(ConfigError::new(
+            "item max size cannot be less than 1024 bytes",
         ));
     }
     if bytes > 1 << 30 {
-        return Err(ConfigError(
-            "cannot set item size limit higher than 1 gigabyte".into(),
+        return Err(ConfigError::new(
+            "cannot set item size limit higher than 1 gigabyte",
         ));
     }
     Ok(bytes as usize)
@@ -253,6 +384,14 @@ mod tests {
         ]);
         assert_eq!((config.port, config.threads), (1, 3));
         assert_eq!(config.max_item_size, 512 << 10);
+        let config = run(&[
+            "-o",
+            "modern,idle_timeout=7,hashpower=20",
+            "--extended=no_lru_crawler",
+        ]);
+        assert_eq!(config.idle_timeout, 7);
+        assert_eq!(run(&["-o", "idle_timeout=3x"]).idle_timeout, 3);
+        assert_eq!(run(&["-o", "idle_timeout=abc"]).idle_timeout, 0);
         assert_eq!(parse_args(["-h"]), Ok(Action::Help));
         assert_eq!(parse_args(["--version"]), Ok(Action::Version));
     }
@@ -270,10 +409,22 @@ mod tests {
             &["-m", "1", "-I", "1m"],
             &["-U", "11211"],
             &["-x"],
+            &["-o", "bogus=1"],
+            &["-o", "idle_timeout"],
+            &["-o", "ssl_key=/k"],
             &["-é1"],
             &["stray"],
         ] {
             assert!(parse_args(args.iter().copied()).is_err(), "{args:?}");
+        }
+        // memcached's exit status for a bad sub-option is 1, for other bad options 64.
+        for (args, status) in [
+            (&["-o", "bogus"][..], 1),
+            (&["-o", "idle_timeout"], 1),
+            (&["-x"], 64),
+        ] {
+            let error = parse_args(args.iter().copied()).unwrap_err();
+            assert_eq!(error.exit_code(), status, "{args:?}");
         }
     }
 }

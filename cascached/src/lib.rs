@@ -6,6 +6,7 @@
 //! - [`session`]: one connection's protocol state, without IO: runs requests, writes replies.
 //! - [`server`]: sockets and threads (an acceptor and one epoll loop per worker).
 //! - [`config`]: memcached's command-line options.
+//! - [`unflushed`]: which items memcached would still reference (its in-place `incr` rule).
 //!
 //! ```no_run
 //! let config = cascached::config::Config { port: 0, ..Default::default() };
@@ -26,3 +27,4 @@ pub mod server;
 pub mod session;
 pub mod stats;
 pub mod store;
+pub mod unflushed;

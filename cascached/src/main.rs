@@ -3,6 +3,7 @@
 use std::process::ExitCode;
 
 use cascached::config::{parse_args, Action, USAGE};
+use cascached::server::{Signals, SIGINT, SIGTERM};
 use cascached::session::VERSION;
 
 fn main() -> ExitCode {
@@ -18,16 +19,27 @@ fn main() -> ExitCode {
         }
         Err(error) => {
             eprintln!("cascached: {error}\nTry 'cascached -h' for help.");
-            // EX_USAGE, as memcached exits on a bad option.
-            return ExitCode::from(64);
+            // As memcached: EX_USAGE (64) for a bad option, 1 for a bad `-o` sub-option.
+            return ExitCode::from(error.exit_code());
         }
     };
     let listen = format!("{}:{}", config.listen.join(","), config.port);
-    match cascached::server::start(config) {
-        Ok(server) => {
-            server.wait();
-            ExitCode::SUCCESS
+    // Caught from here on: SIGTERM and SIGINT stop the server cleanly, exit status 0.
+    let signals = match Signals::new([SIGTERM, SIGINT]) {
+        Ok(signals) => signals,
+        Err(error) => {
+            eprintln!("cascached: cannot catch SIGTERM and SIGINT: {error}");
+            return ExitCode::from(71);
         }
+    };
+    match cascached::server::start(config) {
+        Ok(server) => match server.serve_until_signalled(signals) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(error) => {
+                eprintln!("cascached: waiting for signals failed: {error}");
+                ExitCode::from(71)
+            }
+        },
         Err(error) => {
             eprintln!("cascached: cannot listen on {listen}: {error}");
             // EX_OSERR.

@@ -16,10 +16,12 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, Receiver, Sender};
 use std::sync::Arc;
 use std::thread::JoinHandle;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use mio::net::{TcpListener, TcpStream};
 use mio::{Events, Interest, Poll, Token, Waker};
+pub use signal_hook::consts::{SIGINT, SIGTERM};
+pub use signal_hook_mio::v1_0::Signals;
 
 use crate::config::Config;
 use crate::protocol::reply::TOO_MANY_CONNECTIONS;
@@ -34,6 +36,10 @@ const READ_CHUNK: usize = 16 * 1024;
 const IDLE_BUFFER_LIMIT: usize = 64 * 1024;
 /// Reads one connection may do per turn before the worker serves the others.
 const READS_PER_TURN: usize = 16;
+/// How often a worker looks for connections idle past `-o idle_timeout`.
+const IDLE_CHECK_INTERVAL: Duration = Duration::from_secs(1);
+/// At shutdown, how long replies already computed may take to reach slow readers.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(2);
 
 /// A running server.
 pub struct ServerHandle {
@@ -60,7 +66,28 @@ impl ServerHandle {
         &self.shared
     }
 
-    /// Stops accepting, closes every connection and joins the threads.
+    /// Serves until SIGTERM or SIGINT, then shuts down (see [`shutdown`](Self::shutdown)).
+    /// The signals are caught from `signals` on: create it before starting the server, so that
+    /// no signal between the two kills the process.
+    pub fn serve_until_signalled(self, mut signals: Signals) -> io::Result<()> {
+        let mut poll = Poll::new()?;
+        poll.registry()
+            .register(&mut signals, Token(0), Interest::READABLE)?;
+        let mut events = Events::with_capacity(4);
+        while signals.pending().next().is_none() {
+            match poll.poll(&mut events, None) {
+                Ok(()) => {}
+                Err(error) if error.kind() == io::ErrorKind::Interrupted => {}
+                Err(error) => return Err(error),
+            }
+        }
+        self.shutdown();
+        Ok(())
+    }
+
+    /// Stops accepting (the listening sockets close), stops reading requests, gives replies
+    /// already computed up to [`SHUTDOWN_GRACE`] to be sent, closes every connection and joins
+    /// the threads. A request is either run and its whole reply queued, or not run at all.
     pub fn shutdown(mut self) {
         self.shutdown.store(true, Ordering::SeqCst);
         for waker in &self.wakers {
@@ -248,9 +275,16 @@ struct Worker {
 impl Worker {
     fn run(&mut self) {
         let mut events = Events::with_capacity(256);
+        let idle_timeout = Duration::from_secs(self.shared.config.idle_timeout.into());
+        let idle_tick = (!idle_timeout.is_zero()).then_some(IDLE_CHECK_INTERVAL);
+        let mut idle_checked = Instant::now();
         loop {
             // With connections waiting for another turn, only look for new events.
-            let timeout = (!self.ready.is_empty()).then_some(Duration::ZERO);
+            let timeout = if self.ready.is_empty() {
+                idle_tick
+            } else {
+                Some(Duration::ZERO)
+            };
             if let Err(error) = self.poll.poll(&mut events, timeout) {
                 if error.kind() == io::ErrorKind::Interrupted {
                     continue;
@@ -264,7 +298,7 @@ impl Worker {
             for event in &events {
                 if event.token() == WAKE {
                     if self.shutdown.load(Ordering::SeqCst) {
-                        return;
+                        return self.drain();
                     }
                     self.adopt_new_connections();
                 } else {
@@ -272,6 +306,51 @@ impl Worker {
                     let readable =
                         event.is_readable() || event.is_read_closed() || event.is_error();
                     self.serve(event.token().0, readable);
+                }
+            }
+            if idle_tick.is_some() && idle_checked.elapsed() >= IDLE_CHECK_INTERVAL {
+                idle_checked = Instant::now();
+                self.close_idle(idle_timeout);
+            }
+        }
+    }
+
+    /// memcached's `-o idle_timeout`: closes the connections that have waited longer than
+    /// `timeout` for their next command (a half-sent command line counts as waiting; a
+    /// connection in the middle of a data block or of sending replies does not).
+    fn close_idle(&mut self, timeout: Duration) {
+        for index in 0..self.connections.len() {
+            let idle = self.connections[index]
+                .as_ref()
+                .is_some_and(|connection| connection.idle_for(timeout));
+            if idle {
+                self.counters.count(Counter::IdleKicks);
+                self.close(index);
+            }
+        }
+    }
+
+    /// At shutdown: sends what every connection has queued (whole replies), for up to
+    /// [`SHUTDOWN_GRACE`], reading nothing more, then closes them all.
+    fn drain(&mut self) {
+        let deadline = Instant::now() + SHUTDOWN_GRACE;
+        let mut events = Events::with_capacity(256);
+        loop {
+            for slot in &mut self.connections {
+                if let Some(connection) = slot {
+                    if !matches!(connection.send(&self.counters), Ok(false)) {
+                        // Everything sent, or the client is gone.
+                        *slot = None;
+                    }
+                }
+            }
+            let now = Instant::now();
+            if self.connections.iter().all(Option::is_none) || now >= deadline {
+                return;
+            }
+            if let Err(error) = self.poll.poll(&mut events, Some(deadline - now)) {
+                if error.kind() != io::ErrorKind::Interrupted {
+                    return;
                 }
             }
         }
@@ -308,18 +387,20 @@ impl Worker {
         match connection.serve(readable, &self.counters) {
             Turn::Wait => {}
             Turn::Again => self.ready.push(index),
-            Turn::Close => {
-                if let Some(mut connection) = self.connections[index].take() {
-                    let _ = self.poll.registry().deregister(&mut connection.stream);
-                }
-                self.ready.retain(|&ready| ready != index);
-                self.free.push(index);
-                self.shared
-                    .stats
-                    .curr_connections
-                    .fetch_sub(1, Ordering::SeqCst);
-            }
+            Turn::Close => self.close(index),
         }
+    }
+
+    fn close(&mut self, index: usize) {
+        if let Some(mut connection) = self.connections[index].take() {
+            let _ = self.poll.registry().deregister(&mut connection.stream);
+        }
+        self.ready.retain(|&ready| ready != index);
+        self.free.push(index);
+        self.shared
+            .stats
+            .curr_connections
+            .fetch_sub(1, Ordering::SeqCst);
     }
 }
 
@@ -389,6 +470,10 @@ struct Connection {
     paused: bool,
     /// `quit` was received: close once the replies are sent.
     quitting: bool,
+    /// The last read filled the buffer, so the socket may hold more of the same burst.
+    burst: bool,
+    /// When a request last ran (for `-o idle_timeout`).
+    last_request: Instant,
 }
 
 impl Connection {
@@ -406,7 +491,19 @@ impl Connection {
             readable: true,
             paused: false,
             quitting: false,
+            burst: false,
+            last_request: Instant::now(),
         }
+    }
+
+    /// Whether it has waited longer than `timeout` for its next command, in whole seconds as
+    /// memcached's clock counts them (so `-o idle_timeout=2` closes after 3 to 4 seconds).
+    fn idle_for(&self, timeout: Duration) -> bool {
+        self.last_request.elapsed().as_secs() > timeout.as_secs()
+            && self.sent == self.output.len()
+            && !self.paused
+            && !self.session.swallowing()
+            && !self.input.pending().contains(&b'\n')
     }
 
     /// Reads, handles and writes as far as the socket allows.
@@ -423,7 +520,7 @@ impl Connection {
                 return Turn::Close;
             }
             if self.paused {
-                if !self.handle() {
+                if !self.handle(true) {
                     return Turn::Close;
                 }
                 continue;
@@ -442,23 +539,38 @@ impl Connection {
                 Ok(n) => {
                     counters.add(Counter::BytesRead, n as u64);
                     self.input.end += n;
+                    // After a full read these bytes were already waiting: the same burst.
+                    let same_burst = self.burst;
                     // A short read drained the socket: wait for the next edge.
                     self.readable = n == room;
-                    if !self.handle() {
+                    self.burst = self.readable;
+                    if !self.handle(same_burst) {
                         return Turn::Close;
                     }
                 }
-                Err(error) if error.kind() == io::ErrorKind::WouldBlock => self.readable = false,
+                Err(error) if error.kind() == io::ErrorKind::WouldBlock => {
+                    self.readable = false;
+                    self.burst = false;
+                }
                 Err(error) if error.kind() == io::ErrorKind::Interrupted => {}
                 Err(_) => return Turn::Close,
             }
         }
     }
 
-    /// Runs the buffered requests; false if the connection must close at once.
-    fn handle(&mut self) -> bool {
-        let progress = self.session.handle(self.input.pending(), &mut self.output);
+    /// Runs the buffered requests (`same_burst`: they continue the last call's input without a
+    /// pause in between); false if the connection must close at once.
+    fn handle(&mut self, same_burst: bool) -> bool {
+        let (input, output) = (self.input.pending(), &mut self.output);
+        let progress = if same_burst {
+            self.session.handle_more(input, output)
+        } else {
+            self.session.handle(input, output)
+        };
         self.input.consume(progress.consumed);
+        if progress.consumed > 0 {
+            self.last_request = Instant::now();
+        }
         self.paused = progress.next == Next::Flush;
         match progress.next {
             Next::Read | Next::Flush => true,

@@ -21,6 +21,7 @@ use crate::stats::{Counter, Counters, ServerStats};
 use crate::store::{
     ArithmeticOutcome, DeleteOutcome, Item, Lookup, Now, Store, WriteOutcome, ITEM_OVERHEAD,
 };
+use crate::unflushed::Unflushed;
 
 /// What `version` and `stats` report: the memcached protocol version this server follows, then
 /// its own.
@@ -85,6 +86,8 @@ pub struct Session {
     counters: Arc<Counters>,
     /// Bytes of a refused data block still to discard.
     swallow: usize,
+    /// The items memcached's unsent replies would still reference (its in-place `incr` rule).
+    unflushed: Unflushed,
 }
 
 impl Session {
@@ -94,7 +97,14 @@ impl Session {
             shared,
             counters,
             swallow: 0,
+            unflushed: Unflushed::default(),
         }
+    }
+
+    /// Whether the session is discarding a refused data block: memcached's idle timeout does
+    /// not close a connection in the middle of a request.
+    pub fn swallowing(&self) -> bool {
+        self.swallow > 0
     }
 
     /// Runs the complete requests at the front of `input`, appending their replies to `out`.
@@ -111,6 +121,15 @@ impl Session {
     /// assert_eq!((progress.consumed, progress.next), (24, Next::Read)); // "get" waits for more
     /// ```
     pub fn handle(&mut self, input: &[u8], out: &mut Vec<u8>) -> Progress {
+        self.unflushed.new_read();
+        self.handle_more(input, out)
+    }
+
+    /// [`handle`](Session::handle) for input that continues the last call's without a pause:
+    /// bytes that were already waiting in the socket when the last read returned (it filled the
+    /// buffer), or the rest after [`Next::Flush`]. memcached would have read them in the same
+    /// burst, which decides when it writes replies out (see [`crate::unflushed`]).
+    pub fn handle_more(&mut self, input: &[u8], out: &mut Vec<u8>) -> Progress {
         let shared = &*self.shared;
         let now = shared.store.now();
         shared.store.run_due_flush(now);
@@ -126,6 +145,8 @@ impl Session {
                 self.swallow -= discard;
                 consumed += discard;
                 if self.swallow > 0 {
+                    // memcached reads the rest straight from the socket, emptying its buffer.
+                    self.unflushed.new_read();
                     return progress(consumed, Next::Read);
                 }
             }
@@ -142,7 +163,12 @@ impl Session {
                     request,
                     consumed: used,
                 } => {
+                    self.unflushed.before(&input[consumed..consumed + used]);
                     consumed += used;
+                    let writes_out = matches!(
+                        request,
+                        Request::Command(Command::Get(_) | Command::MetaNoop)
+                    );
                     match request {
                         Request::Error {
                             message,
@@ -156,9 +182,12 @@ impl Session {
                         }
                         Request::Command(Command::Quit) => return progress(consumed, Next::Quit),
                         Request::Command(command) => {
-                            self.swallow = executor.run(command, out);
+                            self.swallow = executor.run(command, &mut self.unflushed, out);
                         }
                     }
+                    // A swallow that outlasts the input is accounted for when it is done.
+                    let swallowed = self.swallow.min(input.len() - consumed);
+                    self.unflushed.after(used + swallowed, writes_out);
                 }
             }
         }
@@ -195,7 +224,7 @@ impl Executor<'_> {
     }
 
     /// Runs one command; returns how many input bytes to swallow after it.
-    fn run(&self, command: Command<'_>, out: &mut Vec<u8>) -> usize {
+    fn run(&self, command: Command<'_>, unflushed: &mut Unflushed, out: &mut Vec<u8>) -> usize {
         match command {
             Command::Get(get) => self.get(&get, out),
             Command::Store(store) => self.store_command(&store, out),
@@ -205,7 +234,7 @@ impl Executor<'_> {
                 delta,
                 incr,
                 noreply,
-            } => self.arithmetic(key, delta, incr, noreply, out),
+            } => self.arithmetic(key, delta, incr, noreply, unflushed, out),
             Command::Touch {
                 key,
                 exptime,
@@ -230,10 +259,12 @@ impl Executor<'_> {
             }
             // Handled by the session: it ends the batch.
             Command::Quit => {}
-            Command::MetaGet(get) => self.meta_get(&get, out),
+            Command::MetaGet(get) => self.meta_get(&get, unflushed, out),
             Command::MetaSet(set) => self.meta_set(&set, out),
-            Command::MetaDelete(delete) => self.meta_delete(&delete, out),
-            Command::MetaArithmetic(arithmetic) => self.meta_arithmetic(&arithmetic, out),
+            Command::MetaDelete(delete) => self.meta_delete(&delete, unflushed, out),
+            Command::MetaArithmetic(arithmetic) => {
+                self.meta_arithmetic(&arithmetic, unflushed, out)
+            }
             Command::MetaNoop => line(out, "MN"),
             Command::MetaDebug { key } => self.meta_debug(&key, out),
             Command::TooLarge(too_large) => {
@@ -352,16 +383,29 @@ impl Executor<'_> {
         }
     }
 
-    fn arithmetic(&self, key: &[u8], delta: u64, incr: bool, noreply: bool, out: &mut Vec<u8>) {
+    fn arithmetic(
+        &self,
+        key: &[u8],
+        delta: u64,
+        incr: bool,
+        noreply: bool,
+        unflushed: &Unflushed,
+        out: &mut Vec<u8>,
+    ) {
         let (hit, miss) = if incr {
             (Counter::IncrHits, Counter::IncrMisses)
         } else {
             (Counter::DecrHits, Counter::DecrMisses)
         };
-        match self
-            .store()
-            .arithmetic(key, incr, delta, None, None, self.now)
-        {
+        match self.store().arithmetic(
+            key,
+            incr,
+            delta,
+            None,
+            None,
+            |version| unflushed.holds(version),
+            self.now,
+        ) {
             ArithmeticOutcome::Updated { value, .. } => {
                 self.count(hit);
                 if !noreply {
@@ -405,13 +449,15 @@ impl Executor<'_> {
 
     // ----- meta commands -----
 
-    fn meta_get(&self, get: &MetaGet<'_>, out: &mut Vec<u8>) {
+    fn meta_get(&self, get: &MetaGet<'_>, unflushed: &mut Unflushed, out: &mut Vec<u8>) {
         self.count(Counter::CmdGet);
         let flags = &get.flags;
         let view = self.store().view(self.now);
         loop {
             let lookup = view.lookup(&get.key);
             if let Lookup::Hit(item, version) = lookup {
+                // The reply references the item until it is written out.
+                unflushed.hold(version);
                 return self.meta_hit(get, item, version, out);
             }
             if flags.vivify.is_some() {
@@ -425,6 +471,7 @@ impl Executor<'_> {
                 });
                 if let WriteOutcome::Stored(version) = outcome {
                     self.count(Counter::TotalItems);
+                    unflushed.hold(version);
                     return self.meta_vivified(get, version, out);
                 }
                 // Someone else created it meanwhile: read theirs.
@@ -644,12 +691,20 @@ impl Executor<'_> {
         out.extend_from_slice(b"\r\n");
     }
 
-    fn meta_delete(&self, delete: &MetaDelete<'_>, out: &mut Vec<u8>) {
+    fn meta_delete(&self, delete: &MetaDelete<'_>, unflushed: &mut Unflushed, out: &mut Vec<u8>) {
         let flags = &delete.flags;
         let outcome = if flags.invalidate {
             let deadline = flags.ttl.map(|exptime| self.deadline(exptime));
-            self.store()
-                .mark_stale(&delete.key, flags.compare, deadline, self.now)
+            let marked = self
+                .store()
+                .mark_stale(&delete.key, flags.compare, deadline, self.now);
+            marked.map_or_else(
+                |outcome| outcome,
+                |(old, new)| {
+                    unflushed.renewed(old, new);
+                    DeleteOutcome::Deleted
+                },
+            )
         } else {
             self.store().delete(&delete.key, flags.compare, self.now)
         };
@@ -677,7 +732,12 @@ impl Executor<'_> {
         out.extend_from_slice(b"\r\n");
     }
 
-    fn meta_arithmetic(&self, arithmetic: &MetaArithmetic<'_>, out: &mut Vec<u8>) {
+    fn meta_arithmetic(
+        &self,
+        arithmetic: &MetaArithmetic<'_>,
+        unflushed: &Unflushed,
+        out: &mut Vec<u8>,
+    ) {
         let flags = &arithmetic.flags;
         let key = &arithmetic.key;
         let (hit, miss) = if arithmetic.incr {
@@ -693,6 +753,7 @@ impl Executor<'_> {
                 flags.delta.unwrap_or(1),
                 flags.compare,
                 new_deadline,
+                |version| unflushed.holds(version),
                 self.now,
             );
             let code: &[u8] = match outcome {
@@ -809,6 +870,7 @@ impl Executor<'_> {
                 stat(out, "num_threads", config.threads);
                 stat(out, "cas_enabled", "yes");
                 stat(out, "item_size_max", config.max_item_size);
+                stat(out, "idle_timeout", config.idle_timeout);
                 stat(out, "maxconns_fast", "yes");
                 stat(out, "flush_enabled", "yes");
             }
@@ -864,6 +926,10 @@ impl Executor<'_> {
                 stat(out, "total_items", stats.sum(Counter::TotalItems));
                 stat(out, "evictions", store.evictions());
                 stat(out, "item_overhead", ITEM_OVERHEAD);
+                // Only with a timeout set, as memcached shows it.
+                if config.idle_timeout > 0 {
+                    stat(out, "idle_kicks", stats.sum(Counter::IdleKicks));
+                }
             }
         }
         line(out, "END");

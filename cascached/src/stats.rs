@@ -47,6 +47,8 @@ pub enum Counter {
     StoreTooLarge,
     /// Items stored.
     TotalItems,
+    /// Connections closed for waiting longer than `-o idle_timeout` for a command.
+    IdleKicks,
     /// Bytes received from clients.
     BytesRead,
     /// Bytes sent to clients.

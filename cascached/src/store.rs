@@ -403,9 +403,13 @@ impl Store {
     }
 
     /// `incr`/`decr`: the value must be a decimal u64; incr wraps at 2^64, decr stops at 0. A
-    /// result no longer than the old value is space-padded to its length, as memcached rewrites
-    /// in place. `new_deadline` replaces the deadline (meta `T`). As in memcached, an empty
-    /// value is non-numeric before the CAS is checked, and a CAS of 0 checks nothing.
+    /// result no longer than the old value is space-padded to its length and keeps the item's
+    /// stale and win-token marks, as memcached rewrites it in place, unless `referenced` says
+    /// memcached would still hold the item of that version elsewhere (then it stores a new,
+    /// unpadded item: see [`crate::unflushed`]). `new_deadline` replaces the deadline (meta `T`).
+    /// As in memcached, an empty value is non-numeric before the CAS is checked, and a CAS of 0
+    /// checks nothing.
+    #[allow(clippy::too_many_arguments)]
     pub fn arithmetic(
         &self,
         key: &[u8],
@@ -413,6 +417,7 @@ impl Store {
         delta: u64,
         compare: Option<u64>,
         new_deadline: Option<u64>,
+        referenced: impl Fn(Version) -> bool,
         now: Now,
     ) -> ArithmeticOutcome {
         let written = self.write_loop(key, now, |current| {
@@ -435,7 +440,7 @@ impl Store {
             };
             let mut digits = Vec::with_capacity(old.data.len().max(20));
             crate::protocol::number::push_u64(&mut digits, value);
-            let in_place = digits.len() <= old.data.len();
+            let in_place = digits.len() <= old.data.len() && !referenced(version);
             if in_place {
                 digits.resize(old.data.len(), b' ');
             }
@@ -477,14 +482,15 @@ impl Store {
     }
 
     /// `md … I`: marks the live item stale with a new unique (readers get `X`, and the next one
-    /// the win token), optionally with a new deadline.
+    /// the win token), optionally with a new deadline. On success, the old and new versions
+    /// (memcached marks the same item, so it stays the one its replies reference).
     pub fn mark_stale(
         &self,
         key: &[u8],
         compare: Option<u64>,
         new_deadline: Option<u64>,
         now: Now,
-    ) -> DeleteOutcome {
+    ) -> Result<(Version, Version), DeleteOutcome> {
         let written = self.write_loop(key, now, |current| {
             let Some((old, version)) = current else {
                 return Step::Done(DeleteOutcome::NotFound);
@@ -499,11 +505,11 @@ impl Store {
             if let Some(deadline) = new_deadline {
                 item.set_deadline(deadline);
             }
-            Step::Write(item, ())
+            Step::Write(item, version)
         });
         match written {
-            Written::Stored(..) => DeleteOutcome::Deleted,
-            Written::Done(outcome) => outcome,
+            Written::Stored(new, old) => Ok((old, new)),
+            Written::Done(outcome) => Err(outcome),
         }
     }
 
@@ -659,7 +665,8 @@ mod tests {
             for _ in 0..4 {
                 s.spawn(|| {
                     for _ in 0..1_000 {
-                        let outcome = store.arithmetic(b"n", true, 1, None, None, store.now());
+                        let outcome =
+                            store.arithmetic(b"n", true, 1, None, None, |_| false, store.now());
                         assert!(matches!(outcome, ArithmeticOutcome::Updated { .. }));
                     }
                 });
@@ -672,16 +679,29 @@ mod tests {
     fn arithmetic_pads_like_memcached() {
         let store = Store::new(64 << 20, 1 << 20);
         store.set(b"n", item(&store, b"10"));
-        store.arithmetic(b"n", false, 7, None, None, store.now());
+        store.arithmetic(b"n", false, 7, None, None, |_| false, store.now());
         assert_eq!(value(&store, b"n").unwrap(), b"3 ");
         store.set(b"n", item(&store, b"99"));
-        store.arithmetic(b"n", true, 1, None, None, store.now());
+        store.arithmetic(b"n", true, 1, None, None, |_| false, store.now());
         assert_eq!(value(&store, b"n").unwrap(), b"100");
         store.set(b"n", item(&store, b"abc"));
         assert_eq!(
-            store.arithmetic(b"n", true, 1, None, None, store.now()),
+            store.arithmetic(b"n", true, 1, None, None, |_| false, store.now()),
             ArithmeticOutcome::NonNumeric
         );
+    }
+
+    #[test]
+    fn arithmetic_on_a_referenced_item_stores_a_new_unpadded_one() {
+        let store = Store::new(64 << 20, 1 << 20);
+        let held = store.set(b"n", item(&store, b"139"));
+        store.arithmetic(b"n", false, 100, None, None, |v| v == held, store.now());
+        assert_eq!(value(&store, b"n").unwrap(), b"39");
+        // The new item is not referenced: rewritten in place.
+        store.arithmetic(b"n", false, 1, None, None, |v| v == held, store.now());
+        assert_eq!(value(&store, b"n").unwrap(), b"38");
+        store.arithmetic(b"n", false, 30, None, None, |v| v == held, store.now());
+        assert_eq!(value(&store, b"n").unwrap(), b"8 ");
     }
 
     #[test]

@@ -507,3 +507,24 @@ fn shutdown_closes_connections_and_frees_the_port() {
     assert_eq!(client.read_to_close(), b"");
     std::net::TcpListener::bind(addr).expect("the port is free again");
 }
+
+/// `-o idle_timeout=1`: a connection that waits for its next command (here with half a command
+/// line sent) is closed after more than a second and counted in `idle_kicks`; one that keeps
+/// sending commands is not.
+#[test]
+fn idle_connections_are_closed() {
+    let server = server_with(|config| config.idle_timeout = 1);
+    let mut idle = Client::connect(&server);
+    let mut busy = Client::connect(&server);
+    idle.send(b"get hal");
+    let started = std::time::Instant::now();
+    for _ in 0..8 {
+        std::thread::sleep(Duration::from_millis(400));
+        busy.expect(b"set k 0 0 1\r\nx\r\n", b"STORED\r\n");
+    }
+    assert_eq!(idle.read_to_close(), b"");
+    let waited = started.elapsed();
+    assert!(waited > Duration::from_secs(1), "{waited:?}");
+    assert_eq!(busy.stat("idle_kicks"), 1);
+    assert_eq!(busy.stat("curr_connections"), 1);
+}

@@ -7,10 +7,11 @@
 #
 # Environment knobs:
 #   DIFF_COMMANDS=20000   differential run size      DIFF_CONNS=4   connections per server
-#   DIFF_SEED=1           the seed ("random" for a fresh one, printed)
+#   DIFF_SEEDS="1 2"      the fixed seeds; a new random seed (printed) runs too, unless DIFF_RANDOM=0
 #   THROUGHPUT_ROUNDS=5 THROUGHPUT_SECS=2            THROUGHPUT_ASSERT=0.8 makes the ratio a gate
 #   SKIP_BUILD=1          use the binaries already built
 #   SKIP_INSTALL=1        do not run install-deps.sh
+#   FUZZ_SECS=60          how long h. fuzzes the parser
 #   CASCACHED=/usr/bin/memcached   test another binary instead (validates the harness: all pass)
 set -uo pipefail
 HERE="$(cd "$(dirname "$0")" && pwd)"
@@ -20,8 +21,9 @@ export PYTHONUNBUFFERED=1 PYTHONDONTWRITEBYTECODE=1
 
 DIFF_COMMANDS="${DIFF_COMMANDS:-20000}"
 DIFF_CONNS="${DIFF_CONNS:-4}"
-DIFF_SEED="${DIFF_SEED:-1}"
-[[ "$DIFF_SEED" == random ]] && DIFF_SEED=$((RANDOM * 32768 + RANDOM))
+DIFF_SEEDS="${DIFF_SEEDS:-1 2}"
+DIFF_RANDOM_SEED=""
+[[ "${DIFF_RANDOM:-1}" != 0 ]] && DIFF_RANDOM_SEED=$((RANDOM * 32768 + RANDOM))
 THROUGHPUT_ROUNDS="${THROUGHPUT_ROUNDS:-5}"
 THROUGHPUT_SECS="${THROUGHPUT_SECS:-2}"
 TARGET="${CARGO_TARGET_DIR:-$ROOT/target}"
@@ -144,25 +146,31 @@ fi
 
 # c. differential
 step "c0. differential harness self-check: memcached vs memcached (uniques offset)"
+SELF_SEED="${DIFF_SEEDS%% *}"
 if run_proof diff-self "$WORK/c0.out" python3 "$HERE/differential.py" --ref-port "$MCD_PORT" \
     --test-port "$MCD2_PORT" --names memcached,memcached-2 --perturb 17 --tolerate-both \
-    --commands "$DIFF_COMMANDS" --conns "$DIFF_CONNS" --seed "$DIFF_SEED"; then
+    --commands "$DIFF_COMMANDS" --conns "$DIFF_CONNS" --seed "$SELF_SEED"; then
     record "c0. differential self-check" PASS "$(figure '^differential:' "$WORK/c0.out")"
 else
     record "c0. differential self-check" FAIL "$(figure '^differential:' "$WORK/c0.out")"
 fi
-step "c. differential: memcached 1.6.18 vs cascached"
-if ((CC_UP)); then
-    if run_proof diff "$WORK/c.out" python3 "$HERE/differential.py" --ref-port "$MCD_PORT" \
-        --test-port "$CCD_PORT" --commands "$DIFF_COMMANDS" --conns "$DIFF_CONNS" --seed "$DIFF_SEED"; then
-        record "c. differential" PASS "$(figure '^differential:' "$WORK/c.out")"
+for seed in $DIFF_SEEDS $DIFF_RANDOM_SEED; do
+    label="c. differential seed $seed"
+    [[ "$seed" == "$DIFF_RANDOM_SEED" ]] && label="c. differential new random seed $seed"
+    step "$label: memcached 1.6.18 vs cascached (replay: DIFF_SEEDS=$seed DIFF_RANDOM=0)"
+    if ! ((CC_UP)); then
+        record "$label" FAIL "cascached not running"
+        continue
+    fi
+    out="$WORK/c-$seed.out"
+    if run_proof diff "$out" python3 "$HERE/differential.py" --ref-port "$MCD_PORT" \
+        --test-port "$CCD_PORT" --commands "$DIFF_COMMANDS" --conns "$DIFF_CONNS" --seed "$seed"; then
+        record "$label" PASS "$(figure '^differential:' "$out")"
     else
-        record "c. differential" FAIL "$(figure '^differential:' "$WORK/c.out")"
+        record "$label" FAIL "$(figure '^differential:' "$out") (replay: DIFF_SEEDS=$seed DIFF_RANDOM=0 bash scripts/server/ci.sh)"
     fi
     alive cascached-diff "$CCD_PID"
-else
-    record "c. differential" FAIL "cascached not running"
-fi
+done
 
 # instances_proof LABEL TAG SCRIPT FIGURE1 FIGURE2: a proof whose script starts cascached instances
 # of its own (--bin): PASS with its two figure lines, FAIL with its first FAIL line (or its last)
@@ -203,6 +211,29 @@ if ((CC_UP)); then
     alive cascached "$CC_PID"
 else
     record "e. throughput" REPORT "cascached not running"
+fi
+
+# g. hostile and faulty clients, each against memcached side by side
+step "g. hostile clients: non-reader, 1,000 slow, idle_timeout, 100k churn, -m 64, SIGTERM/SIGINT"
+if ((CC_BUILT)); then
+    g0=$(date +%s)
+    run_proof hostile "$WORK/g.out" python3 "$HERE/hostile.py" --bin "$CASCACHED"
+    while IFS= read -r line; do
+        line="${line#  }" status="${line%% *}" rest="${line#* }"
+        record "g. ${rest%%: *}" "$status" "${rest#*: }"
+    done < <(grep -E '^  (PASS|FAIL|REPORT) ' "$WORK/g.out")
+    grep -q '^hostile clients: .* 0 failed' "$WORK/g.out" || record "g. hostile clients" FAIL "$(tail -1 "$WORK/g.out")"
+    echo "g. took $(($(date +%s) - g0))s"
+else
+    record "g. hostile clients" FAIL "cascached not built"
+fi
+
+# h. the parser's fuzz target for a fixed time (the corpus replay runs in cargo test)
+step "h. fuzz the parser (libFuzzer, ${FUZZ_SECS:-60}s)"
+if run_proof fuzz "$WORK/h.out" bash "$HERE/fuzz-parser.sh" "${FUZZ_SECS:-60}"; then
+    record "h. parser fuzzing" PASS "$(figure '^fuzz-parser: [0-9]' "$WORK/h.out" | cut -d';' -f1); $(figure 'built in' "$WORK/h.out" | sed 's/fuzz-parser: //')"
+else
+    record "h. parser fuzzing" FAIL "$(tail -1 "$WORK/h.out")"
 fi
 
 step "summary ($(($(date +%s) - T0))s)"
