@@ -2,7 +2,7 @@
 # Runs the hit_ratio tool on every row of the issue's table, at 1 and 2 threads, printing the
 # tool's own output lines (cascache, moka, moka(exact), quick_cache, exact LRU side by side, and
 # on 1 thread ARC and LIRS), each followed by how many entries the concurrent caches held
-# (mean / max, % of capacity).
+# (mean / max, % of capacity) and their throughput over the replay.
 # Usage: scripts/hit-ratio-table.sh [traces dir]   (default: traces, in the repository)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -25,6 +25,7 @@ run() {
   fi
   echo "$out" | tail -1
   echo "$out" | grep '^# entries held' | sed 's/ (sampled every [0-9]* requests)//; s/^# /    /'
+  echo "$out" | grep '^# throughput' | sed 's/ ([0-9]* thread(s), whole replay)//; s/^# /    /'
 }
 # On 1 thread the rows also show ARC and LIRS, classic policies at exactly the row's capacity
 # (single-threaded references; the 2-thread rows would repeat them).

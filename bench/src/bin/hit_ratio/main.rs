@@ -531,16 +531,28 @@ fn main() -> ExitCode {
     }
     let wanted = |name: &str| args.only.as_deref().map_or(true, |only| only == name);
     let mut held = Vec::new();
+    let mut throughput = Vec::new();
     for c in shared.into_iter().filter(|c| wanted(c.name())) {
         let occupancy = Occupancy::default();
+        let started = Instant::now();
         let r = run_shared(c.as_ref(), &keys, args.threads, sample_every, &occupancy);
+        let mops = keys.len() as f64 / started.elapsed().as_secs_f64() / 1e6;
         results.push((c.name().to_string(), r));
         let (mean, max) = occupancy.of_capacity(cap);
         held.push(format!("{} {mean:.1}% / {max:.1}%", c.name()));
+        throughput.push(format!("{} {mops:.2}", c.name()));
     }
     println!(
         "# entries held, mean / max as % of capacity (sampled every {sample_every} requests): {}",
         held.join(", ")
+    );
+    // Each replay's requests over its wall time, from an empty cache: on a miss-heavy trace
+    // this compares the caches' write paths. (One replay each, one after another: compare
+    // figures of one run only, and run it again before trusting a small difference.)
+    println!(
+        "# throughput, M requests/s ({} thread(s), whole replay): {}",
+        args.threads,
+        throughput.join(", ")
     );
     for mut p in policies.into_iter().filter(|p| wanted(&p.name())) {
         let r = run_policy(p.as_mut(), &keys);
