@@ -15,7 +15,7 @@ use crate::error::{CasError, Occupied};
 use crate::expiry::{self, SharedClock};
 use crate::loader::{Loading, Outcome, Role};
 use crate::policy::{Departed, Policy, RemovalCause};
-use crate::raw::{Found, NewNode, OwnedIter, RawTable, Rejected};
+use crate::raw::{Found, Freed, NewNode, OwnedIter, RawTable, Rejected};
 use crate::stats::{CacheStats, Stat, Stats};
 use crate::version::{next_ordered_version, next_version, Version};
 
@@ -50,8 +50,7 @@ const IDLE_GRANULARITY_MS: u64 = 1_000;
 pub struct Cache<K, V, S = ahash::RandomState> {
     // Field order matters: the table drops before the collector (see `Drop for Cache`).
     policy: Option<Policy<K, V>>,
-    raw: RawTable<K, V>,
-    hasher: S,
+    raw: RawTable<K, V, S>,
     config: Config<K, V>,
     stats: Stats,
     loading: Loading<K, V>,
@@ -77,23 +76,25 @@ where
         config: Config<K, V>,
         reclaimer: Reclaimer,
     ) -> Self {
-        // Without a weigher the capacity counts entries, and the table is presized for it.
+        // Without a weigher the capacity counts entries, and the table is presized for it, with
+        // room for the few entries that writers link before they evict for them.
         let presize = initial_capacity.unwrap_or(match (capacity, &config.weigher) {
-            (Some(capacity), None) => usize::try_from(capacity).unwrap_or(usize::MAX),
+            (Some(capacity), None) => {
+                let capacity = usize::try_from(capacity).unwrap_or(usize::MAX);
+                capacity.saturating_add(capacity / 64 + 64)
+            }
             _ => 0,
         });
-        let policy = capacity.map(|capacity| {
-            Policy::new(
-                capacity,
-                shards.unwrap_or_else(|| Policy::<K, V>::default_shards(capacity)),
-            )
-        });
+        let shards = capacity.map(|capacity| Policy::<K, V>::shard_count(capacity, shards));
+        let raw = RawTable::new(presize, hasher, shards.unwrap_or(0));
+        let policy = capacity
+            .zip(shards)
+            .map(|(capacity, shards)| Policy::new(capacity, shards, &raw));
         let timed = config.time_to_live.is_some() || config.time_to_idle.is_some();
         Cache {
             timed: std::sync::atomic::AtomicBool::new(timed),
             policy,
-            raw: RawTable::with_capacity(presize),
-            hasher,
+            raw,
             config,
             stats: Stats::new(),
             loading: Loading::new(),
@@ -103,7 +104,18 @@ where
 
     #[inline]
     fn hash<Q: Hash + ?Sized>(&self, key: &Q) -> u64 {
-        self.hasher.hash_one(key)
+        self.raw.hash(key)
+    }
+
+    /// How a removal outside the eviction hand leaves the key's slot: pending for the queue
+    /// that still names it, in a bounded cache.
+    #[inline]
+    fn freed(&self) -> Freed {
+        if self.policy.is_some() {
+            Freed::Pending
+        } else {
+            Freed::Reusable
+        }
     }
 
     #[inline]
@@ -167,16 +179,13 @@ where
         }
     }
 
-    /// A new value node with its weight and deadlines.
-    fn new_node(&self, key: &K, value: V, ttl: Option<Duration>, now: u64) -> NewNode<V> {
-        let weight = self.weigh(key, &value);
-        self.node_for(value, weight, ttl, now)
-    }
-
-    fn node_for(&self, value: V, weight: u32, ttl: Option<Duration>, now: u64) -> NewNode<V> {
+    /// A new node with its weight and deadlines.
+    fn new_node(&self, key: K, value: V, ttl: Option<Duration>, now: u64) -> NewNode<K, V> {
+        let weight = self.weigh(&key, &value);
         let expires_at = expiry::deadline(now, ttl.or(self.config.time_to_live));
         let idle_expires_at = expiry::deadline(now, self.config.time_to_idle);
         NewNode::new(
+            key,
             value,
             self.next_version(),
             weight,
@@ -187,15 +196,20 @@ where
 
     /// A node for a conditional write (`replace`, `compare_and_swap`, `update`): like memcached's
     /// `incr`, it keeps the entry's time to live; a time to idle restarts (the write is an access).
+    /// The key is the entry's, cloned: a node holds its own.
     fn node_keeping_deadline(
         &self,
         value: V,
         weight: u32,
         old: &Found<'_, K, V>,
         now: u64,
-    ) -> NewNode<V> {
+    ) -> NewNode<K, V>
+    where
+        K: Clone,
+    {
         let idle_expires_at = expiry::deadline(now, self.config.time_to_idle);
         NewNode::new(
+            old.key().clone(),
             value,
             self.next_version(),
             weight,
@@ -205,7 +219,7 @@ where
     }
 
     /// Gives a retried conditional write's node the deadline of the entry it now replaces.
-    fn keep_deadline(&self, node: &mut NewNode<V>, old: &Found<'_, K, V>, now: u64) {
+    fn keep_deadline(&self, node: &mut NewNode<K, V>, old: &Found<'_, K, V>, now: u64) {
         node.set_deadlines(
             old.expires_at(),
             expiry::deadline(now, self.config.time_to_idle),
@@ -395,7 +409,7 @@ where
     ) -> Version {
         let hash = self.hash(&key);
         let now = self.write_now(ttl);
-        let node = self.new_node(&key, value, ttl, now);
+        let node = self.new_node(key, value, ttl, now);
         let version = node.version();
         let weight = node.weight();
         let mut departed = Vec::new();
@@ -407,41 +421,39 @@ where
             // Too heavy to ever be kept: like memcached, the write still drops the old value.
             self.remove_hashed(
                 hash,
-                |k| *k == key,
+                |k| k == node.key(),
                 RemovalCause::Removed,
                 guard,
                 &mut departed,
             );
             self.depart(departed);
+            let (key, value) = node.into_parts();
             if let Some(listener) = &self.config.listener {
-                listener(&key, &node.into_value(), RemovalCause::Evicted);
+                listener(&key, &value, RemovalCause::Evicted);
             }
             self.stats.record(Stat::Eviction);
             return version;
         }
-        let stored = self.store_keyed(hash, key, node, false, now, guard, &mut departed);
+        let stored = self.store_keyed(hash, node, false, now, guard, &mut departed);
         debug_assert!(stored.is_ok(), "a set never finds the key occupied");
         self.depart(departed);
         version
     }
 
-    /// The write loop of `insert` and `add`: stores `node` over the key's entry (live, or expired
-    /// when `if_absent`), or links a new entry for it. With `if_absent`, a live entry makes it
-    /// fail, handing the value back.
-    #[allow(clippy::too_many_arguments)]
+    /// The write loop of `insert` and `add`: stores `node` (which holds the key) over the key's
+    /// entry (live, or expired when `if_absent`), or links it as a new entry. With `if_absent`,
+    /// a live entry makes it fail, handing the value back.
     fn store_keyed<'g>(
         &self,
         hash: u64,
-        key: K,
-        mut node: NewNode<V>,
+        mut node: NewNode<K, V>,
         if_absent: bool,
         now: u64,
         guard: &'g Guard,
         departed: &mut Vec<Departed<'g, K, V>>,
     ) -> Result<Version, Occupied<V>> {
         let (version, weight) = (node.version(), node.weight());
-        let mut key = key;
-        let mut found = self.raw.load(hash, |k| *k == key, guard);
+        let mut found = self.raw.load(hash, |k| k == node.key(), guard);
         loop {
             match found {
                 Some(live) if if_absent && !self.expired(&live, now) => {
@@ -452,22 +464,21 @@ where
                 }
                 // With `if_absent`, an expired entry counts as absent: store over it.
                 Some(existing) => match self.raw.compare_exchange(&existing, node, guard) {
-                    Ok(()) => {
+                    Ok(_) => {
                         self.replaced(hash, existing, weight, now, guard, departed);
                         return Ok(version);
                     }
                     Err(back) => {
                         node = back;
-                        found = self.raw.load(hash, |k| *k == key, guard);
+                        found = self.raw.load(hash, |k| k == node.key(), guard);
                     }
                 },
-                None => match self.insert_new(hash, key, node, now, guard, departed) {
+                None => match self.insert_new(hash, node, now, guard, departed) {
                     Ok(()) => {
                         self.stats.record(Stat::Insert);
                         return Ok(version);
                     }
                     Err(rejected) => {
-                        key = rejected.key;
                         node = rejected.node;
                         found = Some(rejected.existing);
                     }
@@ -481,8 +492,7 @@ where
     fn insert_new<'g>(
         &self,
         hash: u64,
-        key: K,
-        node: NewNode<V>,
+        node: NewNode<K, V>,
         now: u64,
         guard: &'g Guard,
         departed: &mut Vec<Departed<'g, K, V>>,
@@ -490,11 +500,11 @@ where
         match &self.policy {
             Some(policy) => {
                 let now = self.policy_now(now);
-                policy.insert(hash, key, node, &self.raw, now, guard, departed)
+                policy.insert(hash, node, &self.raw, now, guard, departed)
             }
             None => {
                 let _serialized = self.raw.lock_key(hash);
-                self.raw.insert(hash, key, node, false, guard).map(drop)
+                self.raw.insert(hash, node, guard).map(drop)
             }
         }
     }
@@ -537,9 +547,9 @@ where
     ) -> Result<Version, Occupied<V>> {
         let hash = self.hash(&key);
         let now = self.write_now(ttl);
-        let node = self.new_node(&key, value, ttl, now);
+        let node = self.new_node(key, value, ttl, now);
         let mut departed = Vec::new();
-        let result = self.store_keyed(hash, key, node, true, now, guard, &mut departed);
+        let result = self.store_keyed(hash, node, true, now, guard, &mut departed);
         self.depart(departed);
         result
     }
@@ -578,12 +588,12 @@ where
         guard: &Guard,
     ) -> Result<Version, CasError<V>>
     where
-        K: Borrow<Q>,
+        K: Borrow<Q> + Clone,
         Q: Hash + Eq + ?Sized,
     {
         let hash = self.hash(key);
         let now = self.write_now(None);
-        let mut node: Option<NewNode<V>> = None;
+        let mut node: Option<NewNode<K, V>> = None;
         let mut value = Some(value);
         loop {
             let Some(found) = self.live_hashed(hash, |k| k.borrow() == key, guard) else {
@@ -616,7 +626,7 @@ where
             };
             let (version, weight) = (new.version(), new.weight());
             match self.raw.compare_exchange(&found, new, guard) {
-                Ok(()) => {
+                Ok(_) => {
                     let mut departed = Vec::new();
                     self.replaced(hash, found, weight, now, guard, &mut departed);
                     self.depart(departed);
@@ -635,7 +645,7 @@ where
         guard: &Guard,
     ) -> Result<Version, CasError<V>>
     where
-        K: Borrow<Q>,
+        K: Borrow<Q> + Clone,
         Q: Hash + Eq + ?Sized,
     {
         self.store_existing(key, None, value, guard)
@@ -654,7 +664,7 @@ where
     /// ```
     pub fn replace<Q>(&self, key: &Q, value: V) -> Result<Version, CasError<V>>
     where
-        K: Borrow<Q>,
+        K: Borrow<Q> + Clone,
         Q: Hash + Eq + ?Sized,
     {
         self.replace_in(key, value, &self.guard())
@@ -668,7 +678,7 @@ where
         guard: &Guard,
     ) -> Result<Version, CasError<V>>
     where
-        K: Borrow<Q>,
+        K: Borrow<Q> + Clone,
         Q: Hash + Eq + ?Sized,
     {
         let result = self.store_existing(key, Some(expected), value, guard);
@@ -702,7 +712,7 @@ where
         value: V,
     ) -> Result<Version, CasError<V>>
     where
-        K: Borrow<Q>,
+        K: Borrow<Q> + Clone,
         Q: Hash + Eq + ?Sized,
     {
         self.compare_and_swap_in(key, expected, value, &self.guard())
@@ -710,13 +720,13 @@ where
 
     pub(crate) fn update_in<Q, F>(&self, key: &Q, mut f: F, guard: &Guard) -> Option<Version>
     where
-        K: Borrow<Q>,
+        K: Borrow<Q> + Clone,
         Q: Hash + Eq + ?Sized,
         F: FnMut(&V) -> Option<V>,
     {
         let hash = self.hash(key);
         let now = self.write_now(None);
-        let mut spare: Option<NewNode<V>> = None;
+        let mut spare: Option<NewNode<K, V>> = None;
         loop {
             let found = self.live_hashed(hash, |k| k.borrow() == key, guard)?;
             let value = f(found.value())?;
@@ -731,7 +741,7 @@ where
             };
             let version = node.version();
             match self.raw.compare_exchange(&found, node, guard) {
-                Ok(()) => {
+                Ok(_) => {
                     let mut departed = Vec::new();
                     self.replaced(hash, found, weight, now, guard, &mut departed);
                     self.depart(departed);
@@ -759,7 +769,7 @@ where
     /// ```
     pub fn update<Q, F>(&self, key: &Q, f: F) -> Option<Version>
     where
-        K: Borrow<Q>,
+        K: Borrow<Q> + Clone,
         Q: Hash + Eq + ?Sized,
         F: FnMut(&V) -> Option<V>,
     {
@@ -779,9 +789,10 @@ where
         loop {
             let found = self.raw.load(hash, &eq, guard)?;
             let expired = self.expired(&found, 0);
-            if self.raw.remove(&found, guard) {
+            if self.raw.remove(&found, self.freed(), guard) {
                 self.removed(
                     found,
+                    hash,
                     if expired {
                         RemovalCause::Expired
                     } else {
@@ -794,19 +805,21 @@ where
         }
     }
 
-    /// Accounts for an entry this thread sealed outside the eviction hand: its weight leaves the
-    /// policy's tally (its queue slot is dropped lazily) and it joins `departed`.
+    /// Accounts for an entry (of `hash`) this thread removed outside the eviction hand: its
+    /// weight leaves the policy's tally (its queue entry is dropped lazily) and it joins
+    /// `departed`.
     fn removed<'g>(
         &self,
-        sealed: Found<'g, K, V>,
+        removed: Found<'g, K, V>,
+        hash: u64,
         cause: RemovalCause,
         departed: &mut Vec<Departed<'g, K, V>>,
     ) {
         if let Some(policy) = &self.policy {
-            policy.forget(sealed.entry_hash(), sealed.weight());
+            policy.forget(hash, removed.weight());
         }
         departed.push(Departed {
-            entry: sealed,
+            entry: removed,
             cause,
         });
     }
@@ -890,9 +903,9 @@ where
                     value: (),
                 });
             }
-            if self.raw.remove(&found, guard) {
+            if self.raw.remove(&found, self.freed(), guard) {
                 let mut departed = Vec::new();
-                self.removed(found, RemovalCause::Removed, &mut departed);
+                self.removed(found, hash, RemovalCause::Removed, &mut departed);
                 self.depart(departed);
                 return Ok(());
             }
@@ -928,7 +941,7 @@ where
         guard: &'g Guard,
     ) -> Option<Found<'g, K, V>>
     where
-        K: Borrow<Q>,
+        K: Borrow<Q> + Clone,
         Q: Hash + Eq + ?Sized,
         V: Clone,
     {
@@ -944,6 +957,7 @@ where
             // written into the live node in place would be lost to a conditional write that had
             // already copied the old one (the linearizability test caught exactly that).
             let touched = NewNode::new(
+                found.key().clone(),
                 found.value().clone(),
                 found.version(),
                 found.weight(),
@@ -971,7 +985,7 @@ where
     /// ```
     pub fn touch<Q>(&self, key: &Q, ttl: Option<Duration>) -> bool
     where
-        K: Borrow<Q>,
+        K: Borrow<Q> + Clone,
         Q: Hash + Eq + ?Sized,
         V: Clone,
     {
@@ -989,7 +1003,7 @@ where
     /// ```
     pub fn get_and_touch<Q>(&self, key: &Q, ttl: Option<Duration>) -> Option<(V, Version)>
     where
-        K: Borrow<Q>,
+        K: Borrow<Q> + Clone,
         Q: Hash + Eq + ?Sized,
         V: Clone,
     {
@@ -1192,13 +1206,14 @@ where
         let now = self.now();
         let mut departed = Vec::new();
         for found in self.raw.iter(&guard) {
-            if let Some(sealed) = self.raw.remove_current(&found, &guard) {
-                let cause = if expiry::found_expired(&sealed, now) {
+            if let Some(removed) = self.raw.remove_current(&found, self.freed(), &guard) {
+                let cause = if expiry::found_expired(&removed, now) {
                     RemovalCause::Expired
                 } else {
                     RemovalCause::Removed
                 };
-                self.removed(sealed, cause, &mut departed);
+                let hash = self.hash(removed.key());
+                self.removed(removed, hash, cause, &mut departed);
             }
         }
         self.depart(departed);
@@ -1230,7 +1245,7 @@ where
         }
     }
 
-    /// Checks the cache's internal agreement (fuzzing builds only; call it while no other thread
+    /// Checks the cache's internal agreement (fuzzing and test builds only; call it while no other thread
     /// uses the cache): the length counter matches the live entries, keys are unique, and in a
     /// bounded cache every live entry is queued exactly once, each shard's weight is the sum of
     /// its live values' weights and within its capacity, and the queues' own tallies add up.
@@ -1238,7 +1253,7 @@ where
     /// # Panics
     ///
     /// On the first disagreement, saying which.
-    #[cfg(fuzzing)]
+    #[cfg(any(test, fuzzing))]
     #[doc(hidden)]
     pub fn check_invariants(&self)
     where
@@ -1256,7 +1271,7 @@ where
             assert!(keys.insert(found.key() as *const K), "entry yielded twice");
             let again = self
                 .raw
-                .load(found.entry_hash(), |k| k == found.key(), &guard);
+                .load(self.hash(found.key()), |k| k == found.key(), &guard);
             assert!(
                 again.is_some(),
                 "live entry {:?} not found by its key",
@@ -1264,11 +1279,11 @@ where
             );
         }
         if let Some(policy) = &self.policy {
-            policy.check_invariants(live.len(), &guard);
+            policy.check_invariants(live.len(), &self.raw, &guard);
         }
     }
 
-    pub(crate) fn raw(&self) -> &RawTable<K, V> {
+    pub(crate) fn raw(&self) -> &RawTable<K, V, S> {
         &self.raw
     }
 
@@ -1280,10 +1295,10 @@ where
 
 impl<K, V, S> Drop for Cache<K, V, S> {
     fn drop(&mut self) {
-        // The eviction queues let go of their entries first; the table then frees the rest, and
-        // the collector (if the cache has its own) runs deferred destructions last.
-        if let Some(mut policy) = self.policy.take() {
-            self.raw.release_queued(policy.drain());
+        // The eviction queues let go of the tables they held first; the table then frees the
+        // rest, and the collector (if the cache has its own) runs deferred destructions last.
+        if let Some(policy) = self.policy.take() {
+            policy.release(&mut self.raw);
         }
     }
 }

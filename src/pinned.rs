@@ -144,7 +144,7 @@ where
     /// ```
     pub fn replace<Q>(&self, key: &Q, value: V) -> Result<Version, CasError<V>>
     where
-        K: Borrow<Q>,
+        K: Borrow<Q> + Clone,
         Q: Hash + Eq + ?Sized,
     {
         self.cache.replace_in(key, value, &self.guard)
@@ -166,7 +166,7 @@ where
         value: V,
     ) -> Result<Version, CasError<V>>
     where
-        K: Borrow<Q>,
+        K: Borrow<Q> + Clone,
         Q: Hash + Eq + ?Sized,
     {
         self.cache
@@ -183,7 +183,7 @@ where
     /// ```
     pub fn update<Q, F>(&self, key: &Q, f: F) -> Option<Version>
     where
-        K: Borrow<Q>,
+        K: Borrow<Q> + Clone,
         Q: Hash + Eq + ?Sized,
         F: FnMut(&V) -> Option<V>,
     {

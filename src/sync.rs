@@ -24,48 +24,55 @@ pub(crate) fn spin_wait() {
     std::thread::yield_now();
 }
 
-/// A lock for the few places one belongs (the eviction queues of a shard): parking_lot
-/// normally, loom's under `cfg(loom)` so that models see it.
+/// A lock for the few places one belongs (the eviction queues of a shard, the insert stripes):
+/// parking_lot normally, loom's under `cfg(loom)` so that models see it, and std's under Miri,
+/// which rejects the futex call parking_lot makes when a thread parks.
 pub(crate) struct Mutex<T> {
-    #[cfg(not(loom))]
+    #[cfg(not(any(loom, miri)))]
     inner: parking_lot::Mutex<T>,
     #[cfg(loom)]
     inner: loom::sync::Mutex<T>,
+    #[cfg(all(miri, not(loom)))]
+    inner: std::sync::Mutex<T>,
 }
 
-#[cfg(not(loom))]
+#[cfg(not(any(loom, miri)))]
 pub(crate) type MutexGuard<'a, T> = parking_lot::MutexGuard<'a, T>;
 #[cfg(loom)]
 pub(crate) type MutexGuard<'a, T> = loom::sync::MutexGuard<'a, T>;
+#[cfg(all(miri, not(loom)))]
+pub(crate) type MutexGuard<'a, T> = std::sync::MutexGuard<'a, T>;
 
 impl<T> Mutex<T> {
     pub(crate) fn new(value: T) -> Self {
         Mutex {
-            #[cfg(not(loom))]
+            #[cfg(not(any(loom, miri)))]
             inner: parking_lot::Mutex::new(value),
             #[cfg(loom)]
             inner: loom::sync::Mutex::new(value),
+            #[cfg(all(miri, not(loom)))]
+            inner: std::sync::Mutex::new(value),
         }
     }
 
     #[inline]
     pub(crate) fn lock(&self) -> MutexGuard<'_, T> {
-        #[cfg(not(loom))]
+        #[cfg(not(any(loom, miri)))]
         return self.inner.lock();
-        #[cfg(loom)]
+        #[cfg(any(loom, miri))]
         return self
             .inner
             .lock()
             .expect("the policy never panics while holding its lock");
     }
 
-    pub(crate) fn get_mut(&mut self) -> &mut T {
-        #[cfg(not(loom))]
-        return self.inner.get_mut();
-        #[cfg(loom)]
+    pub(crate) fn into_inner(self) -> T {
+        #[cfg(not(any(loom, miri)))]
+        return self.inner.into_inner();
+        #[cfg(any(loom, miri))]
         return self
             .inner
-            .get_mut()
+            .into_inner()
             .expect("the policy never panics while holding its lock");
     }
 }

@@ -33,8 +33,14 @@
 //!   this rule, 58.8% with it, against moka's 59.2%). Ghost hits then enter small marked as
 //!   seen once, and reach main through the admission gate like any other entry.
 //!
-//! Eviction is a removal like any other: it seals the entry's value pointer, so a racing
-//! compare-and-swap either lands before it (and is evicted with the entry) or fails `NotFound`.
+//! The queues hold slot indexes into the table (their shard's base, see `raw`), four bytes per
+//! entry, and the policy byte sits beside the slot: the hand reads the count it needs from the
+//! cache line that also holds the slot, and loads the node only for its key's hash (the sketch,
+//! the ghosts) or its deadline. A key removed outside the hand keeps its slot pending until the
+//! hand or a compaction drops the queue entry, so a slot index never names another key.
+//!
+//! Eviction is a removal like any other: it swings the key's slot from the node it read, so a
+//! racing compare-and-swap either lands before it (and its value is evicted) or fails `NotFound`.
 //!
 //! Weights are accounted per shard with an atomic, updated by every link, replace and removal with
 //! the exact weight of the node involved, so once writes quiesce each shard holds at most its share.
@@ -42,13 +48,15 @@
 mod ghost;
 mod sketch;
 
+use std::collections::VecDeque;
+use std::hash::{BuildHasher, Hash};
+
 use crossbeam_epoch::Guard;
 use crossbeam_utils::CachePadded;
-use std::collections::VecDeque;
 
 use self::ghost::Ghost;
 use self::sketch::Sketch;
-use crate::raw::{Found, NewNode, QueuedEntry, RawTable, Rejected};
+use crate::raw::{Found, Freed, NewNode, QueueBase, RawTable, Rejected, Slot};
 use crate::sync::{AtomicI64, AtomicU64, Mutex, Ordering};
 
 /// Why an entry left the cache, as told to the eviction listener.
@@ -98,20 +106,27 @@ pub(crate) struct Policy<K, V> {
     shards: Box<[CachePadded<Shard<K, V>>]>,
 }
 
+/// A queue entry: the slot index of the key in its shard's base table, and the weight it was
+/// queued with.
+type Queued = (u32, u32);
+
 struct Shard<K, V> {
     /// Weight of the live entries of the shard (signed: a removal may be counted before the
     /// replace it undoes).
     weight: AtomicI64,
     capacity: i64,
     /// Entries removed outside the hand since the queues were last compacted: their queue
-    /// slots stay until the hand reaches them, which a cache below capacity may never do.
+    /// entries (and pending slots) stay until the hand reaches them, which a cache below
+    /// capacity may never do.
     stale_slots: AtomicU64,
     queues: Mutex<Queues<K, V>>,
 }
 
 struct Queues<K, V> {
-    small: VecDeque<(QueuedEntry<K, V>, u32)>,
-    main: VecDeque<(QueuedEntry<K, V>, u32)>,
+    /// The table the queues' slot indexes refer to.
+    base: QueueBase<K, V>,
+    small: VecDeque<Queued>,
+    main: VecDeque<Queued>,
     small_weight: u64,
     main_weight: u64,
     ghost: Ghost,
@@ -149,23 +164,30 @@ struct Climber {
 }
 
 impl<K, V> Policy<K, V> {
-    /// A policy for `capacity` (entries, or weight units with a weigher) over `shards` shards.
-    pub(crate) fn new(capacity: u64, shards: usize) -> Self {
-        let shards = shards.max(1).next_power_of_two();
+    /// The shard count a policy built with `shards` (a request, or `None` for the default) over
+    /// `capacity` has: a power of two.
+    pub(crate) fn shard_count(capacity: u64, shards: Option<usize>) -> usize {
+        shards
+            .unwrap_or_else(|| Self::default_shards(capacity))
+            .max(1)
+            .next_power_of_two()
+    }
+
+    /// A policy for `capacity` (entries, or weight units with a weigher) over
+    /// [`shard_count`](Self::shard_count) shards, whose queues index into `raw`.
+    pub(crate) fn new<S>(capacity: u64, shards: usize, raw: &RawTable<K, V, S>) -> Self {
         let per_shard = capacity / shards as u64;
         let remainder = capacity % shards as u64;
         Policy {
             shards: (0..shards)
                 .map(|i| {
+                    let capacity =
+                        (per_shard + u64::from((i as u64) < remainder)).min(i64::MAX as u64) as i64;
                     CachePadded::new(Shard {
                         weight: AtomicI64::new(0),
                         stale_slots: AtomicU64::new(0),
-                        capacity: (per_shard + u64::from((i as u64) < remainder))
-                            .min(i64::MAX as u64) as i64,
-                        queues: Mutex::new(Queues::new(
-                            (per_shard + u64::from((i as u64) < remainder)).min(i64::MAX as u64)
-                                as i64,
-                        )),
+                        capacity,
+                        queues: Mutex::new(Queues::new(capacity, raw.queue_base())),
                     })
                 })
                 .collect(),
@@ -198,20 +220,19 @@ impl<K, V> Policy<K, V> {
     /// Links a new entry for a key absent from the table (a miss), queues it, and evicts while
     /// its shard is over capacity, all under the shard's lock, which also serializes inserts of
     /// one key ([`RawTable::insert`]'s contract). If the key turns out to be live, nothing is
-    /// linked and the key and node come back with it.
-    #[allow(clippy::too_many_arguments)]
-    pub(crate) fn insert<'g>(
+    /// linked and the node comes back with it.
+    pub(crate) fn insert<'g, S>(
         &self,
         hash: u64,
-        key: K,
-        node: NewNode<V>,
-        raw: &RawTable<K, V>,
+        node: NewNode<K, V>,
+        raw: &RawTable<K, V, S>,
         now: u64,
         guard: &'g Guard,
         departed: &mut Vec<Departed<'g, K, V>>,
     ) -> Result<(), Rejected<'g, K, V>>
     where
-        K: Eq,
+        K: Hash + Eq,
+        S: BuildHasher,
     {
         let shard = self.shard(hash);
         let weight = node.weight();
@@ -219,25 +240,28 @@ impl<K, V> Policy<K, V> {
         let mut queues = shard.queues.lock();
         // Its ghost lookup comes after the sketch and the cursor: start the load now.
         queues.ghost.prefetch(hash);
-        let queued = raw
-            .insert(hash, key, node, true, guard)?
-            .expect("inserted as queued");
+        let found = raw.insert(hash, node, guard)?;
         shard.weight.fetch_add(i64::from(weight), Ordering::AcqRel);
-        queues.drop_stale_slots(&shard.stale_slots, hand.guard);
+        if queues.base.is_behind(&found) {
+            // Linked in a table newer than the queues' (a resize finished meanwhile).
+            queues.rebase(raw, Some(&found), guard);
+        }
+        let index = u32::try_from(found.index()).expect("tables have fewer than 2^32 slots");
+        queues.drop_stale_slots(&shard.stale_slots, &hand);
         queues.climb(&hand);
         queues.sketch.increment(hash);
         queues.advance_cursor(&hand, departed);
         let ghost_hit = queues.ghost.take(hash);
         if queues.ghost_hit_goes_to_main(ghost_hit, hash, hand.capacity) {
             queues.main_weight += u64::from(weight);
-            queues.main.push_back((queued, weight));
+            queues.main.push_back((index, weight));
         } else {
             if ghost_hit {
                 // Seen before: it may leave small for main through the admission gate.
-                queued.set_frequency(1);
+                found.set_frequency(1);
             }
             queues.small_weight += u64::from(weight);
-            queues.small.push_back((queued, weight));
+            queues.small.push_back((index, weight));
         }
         // Queue first, then evict: the new entry is a candidate like any other. Linking, counting
         // and queueing happen in one lock hold, so the hand never sees the weight of an entry
@@ -247,25 +271,30 @@ impl<K, V> Policy<K, V> {
     }
 
     /// Accounts for a value replaced by one of another weight.
-    pub(crate) fn reweigh<'g>(
+    pub(crate) fn reweigh<'g, S>(
         &self,
         hash: u64,
         (old, new): (u32, u32),
-        raw: &RawTable<K, V>,
+        raw: &RawTable<K, V, S>,
         now: u64,
         guard: &'g Guard,
         departed: &mut Vec<Departed<'g, K, V>>,
-    ) {
+    ) where
+        K: Hash + Eq,
+        S: BuildHasher,
+    {
         let shard = self.shard(hash);
         let delta = i64::from(new) - i64::from(old);
         let total = shard.weight.fetch_add(delta, Ordering::AcqRel) + delta;
         if delta > 0 && total > shard.capacity {
             let hand = shard.hand(raw, now, guard);
-            shard.queues.lock().evict_while_over(&hand, departed);
+            let mut queues = shard.queues.lock();
+            queues.rebase(raw, None, guard);
+            queues.evict_while_over(&hand, departed);
         }
     }
 
-    /// Accounts for an entry removed outside the policy (its queue slot is dropped lazily).
+    /// Accounts for an entry removed outside the policy (its queue entry is dropped lazily).
     pub(crate) fn forget(&self, hash: u64, weight: u32) {
         let shard = self.shard(hash);
         shard.weight.fetch_sub(i64::from(weight), Ordering::AcqRel);
@@ -282,27 +311,33 @@ impl<K, V> Policy<K, V> {
         total.max(0) as u64
     }
 
-    /// Takes every queued entry out of the queues (when the cache is dropped: the table then
-    /// releases the queues' shares).
-    pub(crate) fn drain(&mut self) -> Vec<QueuedEntry<K, V>> {
-        let mut entries = Vec::new();
-        for shard in self.shards.iter_mut() {
-            let queues = shard.queues.get_mut();
-            entries.extend(queues.small.drain(..).map(|(queued, _)| queued));
-            entries.extend(queues.main.drain(..).map(|(queued, _)| queued));
+    /// Lets go of the queues' tables when the cache is dropped (the table then frees the rest).
+    pub(crate) fn release<S>(self, raw: &mut RawTable<K, V, S>) {
+        for shard in self.shards.into_vec() {
+            raw.drop_base(CachePadded::into_inner(shard).queues.into_inner().base);
         }
-        entries
     }
 
-    /// Checks the queues against the table (see `Cache::check_invariants`).
-    #[cfg(fuzzing)]
-    pub(crate) fn check_invariants(&self, live_in_table: usize, guard: &Guard) {
+    /// Checks the queues against the table (see `Cache::check_invariants`): every live queue
+    /// entry names a distinct slot of a key of its shard, the tallies add up, and each shard's
+    /// weight is its live queued values' and within its capacity.
+    #[cfg(any(test, fuzzing))]
+    pub(crate) fn check_invariants<S>(
+        &self,
+        live_in_table: usize,
+        raw: &RawTable<K, V, S>,
+        guard: &Guard,
+    ) where
+        K: Hash + Eq,
+        S: BuildHasher,
+    {
         let mut live_queued = 0;
+        let mut slots = std::collections::HashSet::new();
         for (index, shard) in self.shards.iter().enumerate() {
-            let queues = shard.queues.lock();
-            let tally = |queue: &VecDeque<(QueuedEntry<K, V>, u32)>| -> u64 {
-                queue.iter().map(|(_, weight)| u64::from(*weight)).sum()
-            };
+            let mut queues = shard.queues.lock();
+            queues.rebase(raw, None, guard);
+            let tally =
+                |queue: &VecDeque<Queued>| -> u64 { queue.iter().map(|q| u64::from(q.1)).sum() };
             assert_eq!(
                 tally(&queues.small),
                 queues.small_weight,
@@ -314,12 +349,17 @@ impl<K, V> Policy<K, V> {
                 "shard {index}: main queue tally"
             );
             let mut weight = 0i64;
-            for (queued, _) in queues.small.iter().chain(queues.main.iter()) {
-                if let Some(found) = queued.current(guard) {
+            for &(slot, _) in queues.small.iter().chain(queues.main.iter()) {
+                if let Slot::Live(found) = raw.resolve(&queues.base, slot, guard) {
                     live_queued += 1;
                     weight += i64::from(found.weight());
                     assert!(
-                        std::ptr::eq(self.shard(queued.hash()), &**shard),
+                        slots.insert(found.index()),
+                        "shard {index}: slot {} queued twice",
+                        found.index()
+                    );
+                    assert!(
+                        std::ptr::eq(self.shard(raw.hash(found.key())), &**shard),
                         "shard {index}: an entry of another shard"
                     );
                 }
@@ -348,10 +388,11 @@ impl<K, V> Policy<K, V> {
 }
 
 impl<K, V> Queues<K, V> {
-    fn new(capacity: i64) -> Self {
+    fn new(capacity: i64, base: QueueBase<K, V>) -> Self {
         let entries = capacity.clamp(1, MAX_SIZED_ENTRIES) as usize;
         let capacity = capacity.max(1) as f64;
         Queues {
+            base,
             small: VecDeque::new(),
             main: VecDeque::new(),
             small_weight: 0,
@@ -396,57 +437,96 @@ impl<K, V> Queues<K, V> {
         ghost_hit && self.ghost_hits >= GHOST_PROMOTION_RATIO * self.main_ghost_hits
     }
 
-    /// Drops the queue slots of removed entries once they are half of the queued ones, so that
+    /// Moves the queues onto the newest table after a resize (see `raw`): entries whose slot
+    /// was not carried over (removed before the copy) are dropped.
+    fn rebase<S>(&mut self, raw: &RawTable<K, V, S>, found: Option<&Found<'_, K, V>>, guard: &Guard)
+    where
+        K: Hash + Eq,
+        S: BuildHasher,
+    {
+        let Queues {
+            base,
+            small,
+            main,
+            small_weight,
+            main_weight,
+            cursor,
+            ..
+        } = self;
+        if found.is_none() && !raw.behind_root(base, guard) {
+            return;
+        }
+        raw.rebase(base, found, guard, |translate| {
+            *small_weight -= retain_translated(small, &mut *translate);
+            *main_weight -= retain_translated(main, &mut *translate);
+        });
+        *cursor = 0;
+    }
+
+    /// Drops the queue entries of removed entries once they are half of the queued ones, so that
     /// insert/remove churn below capacity cannot grow the queues without bound (amortised O(1):
-    /// a pass over n slots follows at least n/2 removals).
-    fn drop_stale_slots(&mut self, stale_slots: &AtomicU64, guard: &Guard) {
+    /// a pass over n entries follows at least n/2 removals).
+    fn drop_stale_slots<S>(&mut self, stale_slots: &AtomicU64, hand: &Hand<'_, '_, K, V, S>)
+    where
+        K: Hash + Eq,
+        S: BuildHasher,
+    {
         let queued = (self.small.len() + self.main.len()) as u64;
         if queued < 64 || stale_slots.load(Ordering::Relaxed) * 2 < queued {
             return;
         }
         stale_slots.store(0, Ordering::Relaxed);
-        self.small_weight -= retain_live(&mut self.small, guard);
-        self.main_weight -= retain_live(&mut self.main, guard);
+        self.small_weight -= retain_live(&mut self.small, &self.base, hand);
+        self.main_weight -= retain_live(&mut self.main, &self.base, hand);
         self.cursor = 0;
     }
 
     /// Folds an entry's hits into the sketch (and into the climber's hit-ratio estimate).
-    fn fold(&mut self, queued: &QueuedEntry<K, V>) {
-        fold_hits(&mut self.sketch, &mut self.climber, queued);
+    fn fold<S>(&mut self, found: &Found<'_, K, V>, hand: &Hand<'_, '_, K, V, S>)
+    where
+        K: Hash + Eq,
+        S: BuildHasher,
+    {
+        fold_hits(&mut self.sketch, &mut self.climber, found, hand);
     }
 
     /// Moves the cursor over the next queued entries: folds their hits, and removes expired ones
-    /// (their queue slots are released when the hand reaches them), so expired entries nobody
+    /// (their queue entries are dropped when the hand reaches them), so expired entries nobody
     /// reads are reclaimed even when nothing is evicted.
-    fn advance_cursor<'g>(
+    fn advance_cursor<'g, S>(
         &mut self,
-        hand: &Hand<'_, 'g, K, V>,
+        hand: &Hand<'_, 'g, K, V, S>,
         departed: &mut Vec<Departed<'g, K, V>>,
-    ) {
+    ) where
+        K: Hash + Eq,
+        S: BuildHasher,
+    {
         let queued_len = self.small.len() + self.main.len();
         for _ in 0..CURSOR_STEPS.min(queued_len) {
             self.cursor = (self.cursor + 1) % queued_len;
-            let queued = queued_at(&self.small, &self.main, self.cursor);
-            let Some(found) = queued.current(hand.guard) else {
+            let slot = queued_at(&self.small, &self.main, self.cursor);
+            let Slot::Live(found) = hand.raw.resolve(&self.base, slot, hand.guard) else {
                 continue;
             };
             if hand.expired(&found) {
-                hand.expire(&found, departed);
+                hand.expire(&found, Freed::Pending, departed);
             } else {
-                fold_hits(&mut self.sketch, &mut self.climber, queued);
+                fold_hits(&mut self.sketch, &mut self.climber, &found, hand);
             }
         }
-        // The next visits' entries are cold (each was queued long ago): start loading them now,
-        // for the next admission. (Without it the cursor's loads were a third of the admission
-        // path's samples on churn.) The visits above changed no queue, so `queued_len` holds.
+        // The next visits' entries are cold (each was queued long ago): start loading their
+        // slots now, for the next admission. (Without it the cursor's loads were a third of the
+        // admission path's samples on churn.) The visits above changed no queue, so
+        // `queued_len` holds.
         for step in 1..=CURSOR_STEPS.min(queued_len) {
-            queued_at(&self.small, &self.main, (self.cursor + step) % queued_len).prefetch();
+            let slot = queued_at(&self.small, &self.main, (self.cursor + step) % queued_len);
+            hand.raw.prefetch_slot(&self.base, slot);
         }
     }
 
     /// Counts a miss and, at the end of each period, moves the small queue's share toward a
     /// better hit ratio.
-    fn climb(&mut self, hand: &Hand<'_, '_, K, V>) {
+    fn climb<S>(&mut self, hand: &Hand<'_, '_, K, V, S>) {
         let capacity = hand.capacity.max(1) as f64;
         let climber = &mut self.climber;
         climber.requests += 1;
@@ -525,51 +605,64 @@ impl<K, V> Queues<K, V> {
     }
 
     /// The entry main would evict next: runs the CLOCK hand (entries with a non-zero count move
-    /// to the back with the count decremented and their hits folded) and drops the slots of
-    /// removed entries. The victim stays at the head.
-    fn main_victim<'g>(&mut self, hand: &Hand<'_, 'g, K, V>) -> Option<Found<'g, K, V>> {
+    /// to the back with the count decremented and their hits folded) and drops the entries of
+    /// removed keys. The victim stays at the head.
+    fn main_victim<'g, S>(&mut self, hand: &Hand<'_, 'g, K, V, S>) -> Option<Found<'g, K, V>>
+    where
+        K: Hash + Eq,
+        S: BuildHasher,
+    {
         loop {
-            let (head, _) = self.main.front()?;
-            if let Some((next, _)) = self.main.get(1) {
-                next.prefetch(); // the head after this one, cold like it
+            let &(head, weight) = self.main.front()?;
+            if let Some(&(next, _)) = self.main.get(1) {
+                hand.raw.prefetch_slot(&self.base, next); // the head after this one, cold like it
             }
-            let Some(found) = head.current(hand.guard) else {
-                let (gone, weight) = self.main.pop_front().expect("just looked at it");
-                self.main_weight -= u64::from(weight);
-                gone.release(hand.guard);
-                continue;
+            let found = match hand.raw.resolve(&self.base, head, hand.guard) {
+                Slot::Live(found) => found,
+                gone => {
+                    self.main.pop_front();
+                    self.main_weight -= u64::from(weight);
+                    hand.drop_entry(gone);
+                    continue;
+                }
             };
-            let frequency = head.frequency();
+            let frequency = found.frequency();
             if frequency == 0 || hand.expired(&found) {
                 return Some(found);
             }
-            let (entry, weight) = self.main.pop_front().expect("just looked at it");
-            entry.set_frequency(frequency - 1);
-            self.fold(&entry);
-            self.main.push_back((entry, weight));
+            let entry = self.main.pop_front().expect("just looked at it");
+            found.set_frequency(frequency - 1);
+            self.fold(&found, hand);
+            self.main.push_back(entry);
         }
     }
 
     /// TinyLFU admission of a candidate leaving small: yes while main has room, else only if the
     /// sketch rates it above main's next victim by more than the margin.
-    fn admit(&mut self, candidate: u64, main_share: u64, hand: &Hand<'_, '_, K, V>) -> bool {
-        if self.main_weight < main_share || self.main_victim(hand).is_none() {
+    fn admit<S>(&mut self, candidate: u64, main_share: u64, hand: &Hand<'_, '_, K, V, S>) -> bool
+    where
+        K: Hash + Eq,
+        S: BuildHasher,
+    {
+        if self.main_weight < main_share {
             return true;
         }
-        let (head, _) = self
-            .main
-            .front()
-            .expect("main_victim leaves its victim at the head");
-        let victim = self.sketch.estimate(head.hash()) + u32::from(head.hits());
+        let Some(victim) = self.main_victim(hand) else {
+            return true;
+        };
+        let victim = self.sketch.estimate(hand.hash(&victim)) + u32::from(victim.hits());
         self.sketch.estimate(candidate) > victim + ADMISSION_MARGIN
     }
 
     /// Evicts until the shard is within its capacity (or nothing is left to evict).
-    fn evict_while_over<'g>(
+    fn evict_while_over<'g, S>(
         &mut self,
-        hand: &Hand<'_, 'g, K, V>,
+        hand: &Hand<'_, 'g, K, V, S>,
         departed: &mut Vec<Departed<'g, K, V>>,
-    ) {
+    ) where
+        K: Hash + Eq,
+        S: BuildHasher,
+    {
         while hand.live_weight() > hand.capacity {
             let small_share = self.small_target.round().max(1.0) as u64;
             let main_share = (hand.capacity.max(0) as u64).saturating_sub(small_share);
@@ -577,69 +670,70 @@ impl<K, V> Queues<K, V> {
                 let Some((candidate, weight)) = self.small.pop_front() else {
                     return; // both queues empty: the excess is entries still being linked
                 };
-                if let Some((next, _)) = self.small.front() {
-                    next.prefetch(); // the next admission's candidate
+                if let Some(&(next, _)) = self.small.front() {
+                    hand.raw.prefetch_slot(&self.base, next); // the next admission's candidate
                 }
                 self.small_weight -= u64::from(weight);
-                let Some(found) = candidate.current(hand.guard) else {
-                    candidate.release(hand.guard);
-                    continue;
+                let found = match hand.raw.resolve(&self.base, candidate, hand.guard) {
+                    Slot::Live(found) => found,
+                    gone => {
+                        hand.drop_entry(gone);
+                        continue;
+                    }
                 };
                 // (If a write replaced the expired value meanwhile, the entry is a live candidate.)
-                if hand.expired(&found) && hand.expire(&found, departed) {
-                    candidate.release(hand.guard);
+                if hand.expired(&found) && hand.expire(&found, Freed::Reusable, departed) {
                     continue;
                 }
-                let hash = candidate.hash();
+                let hash = hand.hash(&found);
                 self.ghost.prefetch(hash); // most candidates are evicted into it
-                self.count_small_departure(candidate.frequency() >= 1, hand.capacity);
-                let seen_before = candidate.frequency() >= 1 || self.sketch.estimate(hash) >= 2;
+                self.count_small_departure(found.frequency() >= 1, hand.capacity);
+                let seen_before = found.frequency() >= 1 || self.sketch.estimate(hash) >= 2;
                 let promote = (seen_before && self.admit(hash, main_share, hand))
                     || self.main_weight < main_share;
-                self.fold(&candidate);
+                self.fold(&found, hand);
                 if promote {
-                    candidate.set_frequency(0);
+                    found.set_frequency(0);
                     self.main_weight += u64::from(weight);
                     self.main.push_back((candidate, weight));
                 } else {
                     self.ghost.insert(hash, Self::ghost_capacity(hand.capacity));
                     hand.evict(&found, departed);
-                    candidate.release(hand.guard);
                 }
             } else {
                 let Some(victim) = self.main_victim(hand) else {
                     continue;
                 };
                 if hand.expired(&victim) {
-                    if !hand.expire(&victim, departed) {
+                    if !hand.expire(&victim, Freed::Reusable, departed) {
                         continue; // a write replaced the expired value: look at the head again
                     }
                 } else {
-                    if is_main_ghost_sample(victim.entry_hash()) {
+                    let hash = hand.hash(&victim);
+                    if is_main_ghost_sample(hash) {
                         let sampled =
                             Self::ghost_capacity(hand.capacity) / MAIN_GHOST_SAMPLE as usize;
-                        self.main_ghost.insert(victim.entry_hash(), sampled.max(1));
+                        self.main_ghost.insert(hash, sampled.max(1));
                     }
                     hand.evict(&victim, departed);
                 }
-                let (entry, weight) = self
+                let (_, weight) = self
                     .main
                     .pop_front()
                     .expect("main_victim leaves its victim at the head");
                 self.main_weight -= u64::from(weight);
-                entry.release(hand.guard);
             }
         }
     }
 }
 
 impl<K, V> Shard<K, V> {
-    fn hand<'a, 'g>(
+    fn hand<'a, 'g, S>(
         &'a self,
-        raw: &'a RawTable<K, V>,
+        raw: &'a RawTable<K, V, S>,
         now: u64,
         guard: &'g Guard,
-    ) -> Hand<'a, 'g, K, V> {
+    ) -> Hand<'a, 'g, K, V, S> {
         Hand {
             weight: &self.weight,
             capacity: self.capacity,
@@ -650,15 +744,11 @@ impl<K, V> Shard<K, V> {
     }
 }
 
-/// The entry at `position` of `small` followed by `main` (the cursor's walk).
-fn queued_at<'q, K, V>(
-    small: &'q VecDeque<(QueuedEntry<K, V>, u32)>,
-    main: &'q VecDeque<(QueuedEntry<K, V>, u32)>,
-    position: usize,
-) -> &'q QueuedEntry<K, V> {
+/// The slot index at `position` of `small` followed by `main` (the cursor's walk).
+fn queued_at(small: &VecDeque<Queued>, main: &VecDeque<Queued>, position: usize) -> u32 {
     match small.get(position) {
-        Some((queued, _)) => queued,
-        None => &main[position - small.len()].0,
+        Some(&(slot, _)) => slot,
+        None => main[position - small.len()].0,
     }
 }
 
@@ -667,28 +757,69 @@ fn is_main_ghost_sample(hash: u64) -> bool {
     (hash >> 40) % MAIN_GHOST_SAMPLE == 0
 }
 
-/// Keeps the queue slots of live entries, releasing the others; returns the weight released.
-fn retain_live<K, V>(queue: &mut VecDeque<(QueuedEntry<K, V>, u32)>, guard: &Guard) -> u64 {
-    let mut released = 0;
-    let mut live = VecDeque::with_capacity(queue.len());
-    for (queued, weight) in queue.drain(..) {
-        if queued.current(guard).is_some() {
-            live.push_back((queued, weight));
-        } else {
-            released += u64::from(weight);
-            queued.release(guard);
+/// Keeps the entries of live keys, dropping (and freeing the slots of) the others; returns the
+/// weight dropped.
+fn retain_live<K, V, S>(
+    queue: &mut VecDeque<Queued>,
+    base: &QueueBase<K, V>,
+    hand: &Hand<'_, '_, K, V, S>,
+) -> u64
+where
+    K: Hash + Eq,
+    S: BuildHasher,
+{
+    let mut dropped = 0;
+    queue.retain(
+        |&(slot, weight)| match hand.raw.resolve(base, slot, hand.guard) {
+            Slot::Live(_) => true,
+            gone => {
+                dropped += u64::from(weight);
+                hand.drop_entry(gone);
+                false
+            }
+        },
+    );
+    dropped
+}
+
+/// Rewrites a queue's slot indexes with `translate`, dropping the entries it has no index for;
+/// returns the weight dropped.
+fn retain_translated(
+    queue: &mut VecDeque<Queued>,
+    translate: &mut dyn FnMut(u32) -> Option<u32>,
+) -> u64 {
+    let mut dropped = 0;
+    queue.retain_mut(|(slot, weight)| match translate(*slot) {
+        Some(moved) => {
+            *slot = moved;
+            true
         }
-    }
-    *queue = live;
-    released
+        None => {
+            dropped += u64::from(*weight);
+            false
+        }
+    });
+    dropped
 }
 
 /// Folds an entry's hits into the sketch and into the climber's counts (a free function so that
 /// it can borrow those two apart from the queue the entry sits in).
-fn fold_hits<K, V>(sketch: &mut Sketch, climber: &mut Climber, queued: &QueuedEntry<K, V>) {
-    let hits = queued.take_hits();
+fn fold_hits<K, V, S>(
+    sketch: &mut Sketch,
+    climber: &mut Climber,
+    found: &Found<'_, K, V>,
+    hand: &Hand<'_, '_, K, V, S>,
+) where
+    K: Hash + Eq,
+    S: BuildHasher,
+{
+    let hits = found.take_hits();
+    if hits == 0 {
+        return;
+    }
+    let hash = hand.hash(found);
     for _ in 0..hits {
-        sketch.increment(queued.hash());
+        sketch.increment(hash);
     }
     climber.hits += u64::from(hits);
     climber.requests += u64::from(hits);
@@ -727,21 +858,31 @@ fn small_min(capacity: f64) -> f64 {
 }
 
 /// What the eviction hand works with.
-struct Hand<'a, 'g, K, V> {
+struct Hand<'a, 'g, K, V, S> {
     weight: &'a AtomicI64,
     capacity: i64,
-    raw: &'a RawTable<K, V>,
+    raw: &'a RawTable<K, V, S>,
     now: u64,
     guard: &'g Guard,
 }
 
-impl<'g, K, V> Hand<'_, 'g, K, V> {
+impl<'g, K, V, S> Hand<'_, 'g, K, V, S>
+where
+    K: Hash + Eq,
+    S: BuildHasher,
+{
     /// Whether `found`'s value has expired. A `now` of 0 means no entry had a deadline when the
-    /// write began, and nothing expires at 0 anyway: then the value node is not read at all,
-    /// which spares the hand and the cursor a cache miss per entry they pass.
+    /// write began, and nothing expires at 0 anyway: then the node is not read at all, which
+    /// spares the hand and the cursor a cache miss per entry they pass.
     #[inline]
     fn expired(&self, found: &Found<'g, K, V>) -> bool {
         self.now != 0 && crate::expiry::found_expired(found, self.now)
+    }
+
+    /// The hash of `found`'s key (the node holds no copy of it: it is recomputed).
+    #[inline]
+    fn hash(&self, found: &Found<'_, K, V>) -> u64 {
+        self.raw.hash(found.key())
     }
 
     /// The shard's weight: its live entries', every one of them queued.
@@ -749,32 +890,47 @@ impl<'g, K, V> Hand<'_, 'g, K, V> {
         self.weight.load(Ordering::Acquire)
     }
 
+    /// Finishes with a queue entry whose key is gone: a pending slot is freed for other keys.
+    fn drop_entry(&self, gone: Slot<'_, K, V>) {
+        if let Slot::Pending(pending) = gone {
+            self.raw.release(pending);
+        }
+    }
+
     /// Evicts an entry whatever value it holds by now (eviction chose the entry, not a value),
-    /// accounting for the exact weight of the value it sealed. False if someone else removed it
-    /// first.
+    /// accounting for the exact weight of the value it removed; the caller drops its queue
+    /// entry. False if someone else removed it first.
     fn evict(&self, found: &Found<'g, K, V>, departed: &mut Vec<Departed<'g, K, V>>) -> bool {
-        match self.raw.remove_current(found, self.guard) {
-            Some(sealed) => self.departs(sealed, RemovalCause::Evicted, departed),
+        match self.raw.remove_current(found, Freed::Reusable, self.guard) {
+            Some(removed) => self.departs(removed, RemovalCause::Evicted, departed),
             None => false,
         }
     }
 
     /// Removes an entry found expired, only if it still holds the value found expired: a write
-    /// that landed since stored a live value, which must stay. False if the entry changed.
-    fn expire(&self, found: &Found<'g, K, V>, departed: &mut Vec<Departed<'g, K, V>>) -> bool {
-        self.raw.remove(found, self.guard) && self.departs(*found, RemovalCause::Expired, departed)
+    /// that landed since stored a live value, which must stay. `freed` says whether the caller
+    /// drops the queue entry now (or leaves the slot pending for the hand). False if the entry
+    /// changed.
+    fn expire(
+        &self,
+        found: &Found<'g, K, V>,
+        freed: Freed,
+        departed: &mut Vec<Departed<'g, K, V>>,
+    ) -> bool {
+        self.raw.remove(found, freed, self.guard)
+            && self.departs(*found, RemovalCause::Expired, departed)
     }
 
     fn departs(
         &self,
-        sealed: Found<'g, K, V>,
+        removed: Found<'g, K, V>,
         cause: RemovalCause,
         departed: &mut Vec<Departed<'g, K, V>>,
     ) -> bool {
         self.weight
-            .fetch_sub(i64::from(sealed.weight()), Ordering::AcqRel);
+            .fetch_sub(i64::from(removed.weight()), Ordering::AcqRel);
         departed.push(Departed {
-            entry: sealed,
+            entry: removed,
             cause,
         });
         true

@@ -1,25 +1,26 @@
 //! Weakly consistent iteration over the table chain.
 //!
 //! The iterator walks the table it started from, then follows `next` if a resize started. An
-//! entry present for the whole iteration is yielded exactly once; entries inserted or removed
-//! meanwhile may or may not be. Because a resize moves entry pointers, an entry already yielded
-//! from an old table can show up again in its successor: when the walk moves to a successor it
-//! skips the entries it has yielded, by address (safe: the guard keeps them from being freed and
-//! their addresses from being reused).
+//! entry present and unwritten for the whole iteration is yielded exactly once; entries
+//! inserted, written or removed meanwhile may or may not be. Because a resize moves node
+//! pointers, a node already yielded from an old table can show up again in its successor: when
+//! the walk moves to a successor it skips the nodes it has yielded, by address (safe: the guard
+//! keeps them from being freed and their addresses from being reused). A key written after it
+//! was yielded and before the resize copied it has a new node, which may be yielded again.
 
 use std::collections::HashSet;
 
-use crossbeam_epoch::{Guard, Shared};
+use crossbeam_epoch::Guard;
 
-use super::entry::{Entry, Found, SEALED};
+use super::node::{Found, Node};
 use super::table::{Table, Word};
 use crate::sync::Ordering;
 
 struct Cursor<K, V> {
     table: *const Table<K, V>,
     index: usize,
-    yielded: Vec<*const Entry<K, V>>,
-    skip: Option<HashSet<*const Entry<K, V>>>,
+    yielded: Vec<*const Node<K, V>>,
+    skip: Option<HashSet<*const Node<K, V>>>,
 }
 
 impl<K, V> Cursor<K, V> {
@@ -52,20 +53,14 @@ impl<K, V> Cursor<K, V> {
             }
             let index = self.index;
             self.index += 1;
-            let Word::Entry { entry, .. } = table.load(index, guard) else {
+            let Word::Node { node, .. } = table.load(index, guard) else {
                 continue;
             };
-            // An entry whose claimant has not published it yet is not in the cache yet.
+            // A node whose claimant has not published it yet is not in the cache yet.
             if !table.published(index) {
                 continue;
             }
-            // SAFETY: a linked (possibly frozen) entry, protected by `guard`.
-            let record = unsafe { entry.deref() };
-            let node = record.value.load(Ordering::Acquire, guard);
-            if node.tag() & SEALED != 0 {
-                continue;
-            }
-            let address = record as *const Entry<K, V>;
+            let address = node.as_raw();
             if self
                 .skip
                 .as_ref()
@@ -74,8 +69,7 @@ impl<K, V> Cursor<K, V> {
                 continue;
             }
             self.yielded.push(address);
-            // SAFETY: non-null pointers loaded under `guard`.
-            return Some(unsafe { Found::new(entry, node) });
+            return Some(Found { table, index, node });
         }
     }
 }
@@ -87,9 +81,9 @@ pub(crate) struct RawIter<'g, K, V> {
 }
 
 impl<'g, K, V> RawIter<'g, K, V> {
-    pub(super) fn new(root: Shared<'g, Table<K, V>>, guard: &'g Guard) -> Self {
+    pub(super) fn new(root: &'g Table<K, V>, guard: &'g Guard) -> Self {
         RawIter {
-            cursor: Cursor::new(root.as_raw()),
+            cursor: Cursor::new(root),
             guard,
         }
     }

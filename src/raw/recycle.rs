@@ -54,6 +54,18 @@ pub(super) fn boxed<T>(value: T) -> Box<T> {
     Box::new(value)
 }
 
+/// Moves the `T` out of `boxed` and keeps its memory for this thread's next [`boxed`] of that
+/// layout (a node that was never published, taken apart again).
+pub(super) fn unboxed<T>(boxed: Box<T>) -> T {
+    let ptr = Box::into_raw(boxed);
+    // SAFETY: `ptr` owns a live `T` (it was a `Box`); it is read out once, after which the
+    // memory holds no value and is handed back as such.
+    let value = unsafe { ptr.read() };
+    // SAFETY: the memory is the `Box` allocation of a `T`, now uninitialised, owned by nobody.
+    unsafe { keep_or_free(NonNull::new_unchecked(ptr)) };
+    value
+}
+
 /// Drops the `T` at `ptr` and keeps its memory for this thread's next [`boxed`] of that layout
 /// (or frees it if the thread keeps enough).
 ///
@@ -66,12 +78,22 @@ pub(super) unsafe fn release<T>(ptr: NonNull<T>) {
     // SAFETY: the caller hands over a live, owned `T`. It is dropped before the pool is touched,
     // so a `Drop` of `T` that writes to a cache (and so allocates) cannot find the pool borrowed.
     unsafe { std::ptr::drop_in_place(ptr.as_ptr()) };
+    // SAFETY: the memory is the `Box` allocation of a `T` (the caller's contract), now
+    // uninitialised, owned by nobody else.
+    unsafe { keep_or_free(ptr) };
+}
+
+/// Keeps the memory at `ptr` for this thread's next [`boxed`] of `T`'s layout, or frees it.
+///
+/// # Safety
+///
+/// `ptr` must be the `Box` allocation of a `T` holding no value, owned by nobody else.
+unsafe fn keep_or_free<T>(ptr: NonNull<T>) {
     #[cfg(not(loom))]
     if pool::keep(Layout::new::<T>(), ptr.cast()).is_ok() {
         return;
     }
-    // SAFETY: the memory is the `Box` allocation of a `T` (the caller's contract), now
-    // uninitialised, and the pool did not take it: nobody else owns it.
+    // SAFETY: the caller's contract; the pool did not take it.
     drop(unsafe { Box::from_raw(ptr.as_ptr().cast::<MaybeUninit<T>>()) });
 }
 

@@ -13,13 +13,20 @@
 //! ## Slot words
 //!
 //! ```text
-//!   EMPTY ──claim──▶ pointer ──remove──▶ REMOVING ──▶ EMPTY or TOMBSTONE ──claim──▶ pointer
-//!     │                 │                                    │
-//!     │             (freeze)                                 │
-//!     │                 ▼                                    │
-//!     │        pointer|FROZEN ──copied──▶ MOVED(new index) ◀─┘ (copied as MOVED(none))
-//!     └────────────────────────────────────▶ MOVED(none)
+//!                     ┌──write (CAS)──┐
+//!                     ▼               │
+//!   EMPTY ──claim──▶ node ────────────┘──remove──▶ REMOVING ──▶ EMPTY, TOMBSTONE or PENDING
+//!     │               │                                              │
+//!     │           (freeze)                            PENDING ──dropped by its queue──▶ TOMBSTONE
+//!     │               ▼
+//!     │          node|FROZEN ──copied──▶ MOVED(new index)     (anything else copies as MOVED(none))
+//!     └──────────────────────────────────▶ MOVED(none)
 //! ```
+//!
+//! Every write of a key swings its slot from the node the writer read to a new node: the
+//! compare-and-swap fails if the slot moved on (another write, a removal), so two writes from
+//! one version cannot both land, and a write cannot land on a removed key. A slot holding a node
+//! belongs to that key for as long as it holds any node of it.
 //!
 //! A slot is **claimed** by a compare-and-swap of its word from EMPTY or TOMBSTONE; the claimant
 //! then publishes the slot's tag, and only then is the pointer visible to lookups, which match
@@ -28,11 +35,16 @@
 //! for slots, which the word's compare-and-swap settles.
 //!
 //! Removal takes three steps so that the tag byte is written by one thread at a time: the word
-//! goes from the pointer to REMOVING (not claimable), the tag becomes EMPTY if the group still
-//! has a never-used slot (then no probe ever went past this group, and the slot can be as good
-//! as new) or DELETED otherwise, and the word becomes EMPTY or TOMBSTONE to match. Tombstones
-//! are reused by later inserts; when claims exhaust the never-used slots, the table is rehashed
-//! (or grown) by a resize, which drops them.
+//! goes from the node to REMOVING (not claimable), the tag becomes EMPTY if the group still has
+//! a never-used slot (then no probe ever went past this group, and the slot can be as good as
+//! new) or DELETED otherwise, and the word becomes EMPTY or TOMBSTONE to match. Tombstones are
+//! reused by later inserts; when claims exhaust the never-used slots, the table is rehashed (or
+//! grown) by a resize, which drops them.
+//!
+//! A bounded cache's eviction queues name entries by slot index. A removal that does not come
+//! from its queue (a `remove`, an expiry found by a read) leaves the slot PENDING instead, so
+//! that no other key takes it while the queue still names it: the queue frees it when it drops
+//! the entry.
 //!
 //! ## Why lookups may stop at a never-used slot
 //!
@@ -50,7 +62,7 @@ use std::ops::Range;
 use crossbeam_epoch::{Atomic, Guard, Shared};
 use crossbeam_utils::CachePadded;
 
-use super::entry::{Entry, Found, SEALED};
+use super::node::{Found, Node};
 use crate::sync::{AtomicPtr, AtomicU64, AtomicU8, AtomicUsize, Ordering};
 
 /// Slots per group: a 64-byte line holds the tag word (8 bytes), a policy byte per slot (8) and
@@ -75,14 +87,16 @@ const MARKER: usize = 4;
 const TOMBSTONE: usize = MARKER;
 /// A removal in progress: not claimable until the remover has written the tag.
 const REMOVING: usize = MARKER | 1;
+/// A removed slot that an eviction queue still names: not claimable until the queue drops it.
+const PENDING: usize = MARKER | 2;
 /// A slot copied to the next table; the bits above the low three hold its index there plus one
 /// (0: nothing was carried over).
 const MOVED: usize = MARKER | 3;
 const MARKER_KIND: usize = 7;
 
-// Entries are 8-aligned, so slot words can keep three low bits for the flag and markers on
-// every target, 32-bit ones included.
-const _: () = assert!(std::mem::align_of::<Entry<u8, u8>>() >= 8);
+// Nodes are 8-aligned (they hold u64s), so slot words keep three low bits for the flag and the
+// markers on every target, 32-bit ones included.
+const _: () = assert!(std::mem::align_of::<Node<u8, u8>>() >= 8);
 
 /// The tag of a hash: its low seven bits, with the high bit set so it is never EMPTY or DELETED.
 /// (The group comes from the high half: the two stay independent.)
@@ -123,7 +137,7 @@ pub(super) struct Group<K, V> {
     tags: AtomicU64,
     /// Eviction-policy state, one byte per slot (the top two unused).
     policy: [AtomicU8; 8],
-    words: [AtomicPtr<Entry<K, V>>; GROUP_SLOTS],
+    words: [AtomicPtr<Node<K, V>>; GROUP_SLOTS],
 }
 
 #[cfg(not(loom))]
@@ -146,11 +160,12 @@ pub(super) enum Word<'g, K, V> {
     Empty,
     Tombstone,
     Removing,
+    Pending,
     /// Copied to the next table: its index there, if anything was carried over.
     Moved(Option<usize>),
-    /// An entry (frozen while it is being copied).
-    Entry {
-        entry: Shared<'g, Entry<K, V>>,
+    /// A node (frozen while it is being copied).
+    Node {
+        node: Shared<'g, Node<K, V>>,
         frozen: bool,
     },
 }
@@ -170,7 +185,7 @@ impl<K, V> PartialEq for Word<'_, K, V> {
 
 impl<'g, K, V> Word<'g, K, V> {
     #[inline]
-    pub(super) fn decode(raw: *mut Entry<K, V>) -> Self {
+    pub(super) fn decode(raw: *mut Node<K, V>) -> Self {
         let bits = raw as usize;
         if bits == 0 {
             Word::Empty
@@ -178,50 +193,41 @@ impl<'g, K, V> Word<'g, K, V> {
             match bits & MARKER_KIND {
                 TOMBSTONE => Word::Tombstone,
                 REMOVING => Word::Removing,
+                PENDING => Word::Pending,
                 _ => Word::Moved((bits >> 3).checked_sub(1)),
             }
         } else {
-            Word::Entry {
-                entry: Shared::from(raw.wrapping_byte_sub(bits & FROZEN).cast_const()),
+            Word::Node {
+                node: Shared::from(raw.wrapping_byte_sub(bits & FROZEN).cast_const()),
                 frozen: bits & FROZEN != 0,
             }
         }
     }
 
     #[inline]
-    fn encode(self) -> *mut Entry<K, V> {
-        let marker = |bits: usize| std::ptr::null_mut::<Entry<K, V>>().wrapping_byte_add(bits);
+    fn encode(self) -> *mut Node<K, V> {
+        let marker = |bits: usize| std::ptr::null_mut::<Node<K, V>>().wrapping_byte_add(bits);
         match self {
             Word::Empty => std::ptr::null_mut(),
             Word::Tombstone => marker(TOMBSTONE),
             Word::Removing => marker(REMOVING),
+            Word::Pending => marker(PENDING),
             Word::Moved(index) => marker(MOVED | index.map_or(0, |i| i + 1) << 3),
-            Word::Entry { entry, frozen } => entry
-                .as_raw()
-                .cast_mut()
-                .wrapping_byte_add(if frozen { FROZEN } else { 0 }),
+            Word::Node { node, frozen } => {
+                node.as_raw()
+                    .cast_mut()
+                    .wrapping_byte_add(if frozen { FROZEN } else { 0 })
+            }
         }
     }
 }
 
-/// The entry a word points to, with its current value, if it holds the key of `hash` and has
-/// not been removed.
-fn live_entry<'g, K, V>(
-    entry: Shared<'g, Entry<K, V>>,
-    hash: u64,
-    eq: impl Fn(&K) -> bool,
-    guard: &'g Guard,
-) -> Option<Found<'g, K, V>> {
-    // SAFETY: a word points to an entry that is retired only after it is unlinked, through this
-    // guard's collector; the guard is held for 'g.
-    let record = unsafe { entry.deref() };
-    if record.hash != hash || !eq(&record.key) {
-        return None;
-    }
-    let node = record.value.load(Ordering::Acquire, guard);
-    // SAFETY: both pointers are non-null (an entry always has a node) and were loaded under
-    // `guard`.
-    (node.tag() & SEALED == 0).then(|| unsafe { Found::new(entry, node) })
+/// Whether `node` holds the key `eq` looks for.
+#[inline]
+fn holds_key<K, V>(node: Shared<'_, Node<K, V>>, eq: impl Fn(&K) -> bool) -> bool {
+    // SAFETY: a word points to a node that is retired only once unreachable, through the guard
+    // the caller loaded it under and still holds.
+    eq(&unsafe { node.deref() }.key)
 }
 
 /// What a probe for a key found in one table.
@@ -249,11 +255,20 @@ pub(super) struct Free {
     pub(super) never_used: bool,
 }
 
+/// How a removal leaves its slot.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub(crate) enum Freed {
+    /// Free for any key (the table has no eviction queue, or the queue dropped its entry).
+    Reusable,
+    /// Kept for the eviction queue that still names it ([`PENDING`]).
+    Pending,
+}
+
 /// Counters written by writers, kept off the cache lines readers use.
 struct WriteState {
     /// Slots whose word is not EMPTY: the fill level that triggers a resize.
     claimed: AtomicUsize,
-    /// Slots left as tombstones.
+    /// Slots left as tombstones (or pending).
     tombstones: AtomicUsize,
     /// Keys linked by inserts since the table was built (copies not counted).
     inserts: AtomicUsize,
@@ -261,20 +276,26 @@ struct WriteState {
     copy_claim: AtomicUsize,
     /// Groups whose copy is finished; the copy is complete at `groups.len()`.
     copy_done: AtomicUsize,
+    /// Eviction shards that may still index into this table once it is no longer the newest:
+    /// the last of them to move past it retires it (see the parent module).
+    shard_holds: AtomicUsize,
 }
 
 pub(super) struct Table<K, V> {
     groups: Box<[Group<K, V>]>,
     /// Most slots that may be claimed before the table is resized.
     limit: usize,
+    /// 0 for the first table, one more for each successor.
+    pub(super) generation: u64,
     /// The successor while (and after) this table is copied; null otherwise.
     pub(super) next: Atomic<Table<K, V>>,
     state: CachePadded<WriteState>,
 }
 
 impl<K, V> Table<K, V> {
-    /// A table of `groups` groups (at least one).
-    pub(super) fn new(groups: usize) -> Self {
+    /// A table of `groups` groups (at least one), `generation` resizes after the first, which
+    /// `shards` eviction shards index into.
+    pub(super) fn new(groups: usize, generation: u64, shards: usize) -> Self {
         let groups = groups.max(1);
         let slots = groups * GROUP_SLOTS;
         Table {
@@ -286,6 +307,7 @@ impl<K, V> Table<K, V> {
             } else {
                 slots * 7 / 8
             },
+            generation,
             next: Atomic::null(),
             state: CachePadded::new(WriteState {
                 claimed: AtomicUsize::new(0),
@@ -293,6 +315,7 @@ impl<K, V> Table<K, V> {
                 inserts: AtomicUsize::new(0),
                 copy_claim: AtomicUsize::new(0),
                 copy_done: AtomicUsize::new(0),
+                shard_holds: AtomicUsize::new(shards),
             }),
         }
     }
@@ -331,6 +354,11 @@ impl<K, V> Table<K, V> {
         self.state.inserts.load(Ordering::Relaxed) < self.slot_count()
     }
 
+    /// Takes one eviction shard's hold; true for the last, whose caller retires the table.
+    pub(super) fn release_shard_hold(&self) -> bool {
+        self.state.shard_holds.fetch_sub(1, Ordering::AcqRel) == 1
+    }
+
     /// The group a probe for `hash` starts at (a multiply by the group count: any count works).
     #[inline]
     fn home(&self, hash: u64) -> usize {
@@ -347,17 +375,31 @@ impl<K, V> Table<K, V> {
     }
 
     #[inline]
-    fn word(&self, index: usize) -> &AtomicPtr<Entry<K, V>> {
+    fn word(&self, index: usize) -> &AtomicPtr<Node<K, V>> {
         &self.groups[index / GROUP_SLOTS].words[index % GROUP_SLOTS]
     }
 
-    /// The word of slot `index`, decoded, for a reader holding `guard`.
+    /// Starts loading the group line of slot `index` (a hint: nothing happens out of range).
+    #[inline]
+    pub(super) fn prefetch(&self, index: usize) {
+        if let Some(group) = self.groups.get(index / GROUP_SLOTS) {
+            super::prefetch(group);
+        }
+    }
+
+    /// The policy byte of slot `index` (see [`Found::policy`]).
+    #[inline]
+    pub(super) fn policy(&self, index: usize) -> &AtomicU8 {
+        &self.groups[index / GROUP_SLOTS].policy[index % GROUP_SLOTS]
+    }
+
+    /// The word of slot `index`, decoded, for a thread holding `guard`.
     #[inline]
     pub(super) fn load<'g>(&self, index: usize, _guard: &'g Guard) -> Word<'g, K, V> {
         Word::decode(self.word(index).load(Ordering::Acquire))
     }
 
-    /// Whether slot `index` has been published (its tag set by the claimant): an entry in an
+    /// Whether slot `index` has been published (its tag set by the claimant): a node in an
     /// unpublished slot is not in the cache yet, so an iterator must not yield it.
     pub(super) fn published(&self, index: usize) -> bool {
         let tags = self.groups[index / GROUP_SLOTS]
@@ -366,12 +408,12 @@ impl<K, V> Table<K, V> {
         (tags >> (8 * (index % GROUP_SLOTS))) as u8 & 0x80 != 0
     }
 
-    /// Looks for a live entry of the key in this table alone.
+    /// Looks for a live node of the key in this table alone.
     pub(super) fn lookup<'g>(
-        &self,
+        &'g self,
         hash: u64,
         eq: impl Fn(&K) -> bool,
-        guard: &'g Guard,
+        _guard: &'g Guard,
     ) -> Lookup<'g, K, V> {
         let tag = tag_of(hash);
         let mut group = self.home(hash);
@@ -381,10 +423,12 @@ impl<K, V> Table<K, V> {
             let tags = g.tags.load(Ordering::Acquire);
             for slot in positions(matching(tags, tag)) {
                 match Word::decode(g.words[slot].load(Ordering::Acquire)) {
-                    Word::Entry { entry, .. } => {
-                        if let Some(found) = live_entry(entry, hash, &eq, guard) {
-                            return Lookup::Found(found);
-                        }
+                    Word::Node { node, .. } if holds_key(node, &eq) => {
+                        return Lookup::Found(Found {
+                            table: self,
+                            index: group * GROUP_SLOTS + slot,
+                            node,
+                        });
                     }
                     Word::Moved(_) => moved = true,
                     _ => {}
@@ -412,13 +456,13 @@ impl<K, V> Table<K, V> {
     /// Finds where a new key of `hash` can be linked: the first free slot (tombstone or
     /// never-used) of its probe sequence, up to the first group with a never-used slot.
     ///
-    /// Returns `Err(Some(found))` for a live entry of the key, and `Err(None)` when the table
-    /// is being resized or has no free slot: the caller must resize and move on.
+    /// Returns `Err(Some(found))` for a live node of the key, and `Err(None)` when the table is
+    /// being resized or has no free slot: the caller must resize and move on.
     pub(super) fn find_free<'g>(
-        &self,
+        &'g self,
         hash: u64,
         eq: impl Fn(&K) -> bool,
-        guard: &'g Guard,
+        _guard: &'g Guard,
     ) -> Result<Free, Option<Found<'g, K, V>>> {
         let tag = tag_of(hash);
         let mut group = self.home(hash);
@@ -428,11 +472,13 @@ impl<K, V> Table<K, V> {
             let tags = g.tags.load(Ordering::Acquire);
             for slot in positions(matching(tags, tag)) {
                 match Word::decode(g.words[slot].load(Ordering::Acquire)) {
-                    Word::Entry { frozen: true, .. } | Word::Moved(_) => return Err(None),
-                    Word::Entry { entry, .. } => {
-                        if let Some(found) = live_entry(entry, hash, &eq, guard) {
-                            return Err(Some(found));
-                        }
+                    Word::Node { frozen: true, .. } | Word::Moved(_) => return Err(None),
+                    Word::Node { node, .. } if holds_key(node, &eq) => {
+                        return Err(Some(Found {
+                            table: self,
+                            index: group * GROUP_SLOTS + slot,
+                            node,
+                        }));
                     }
                     _ => {}
                 }
@@ -458,8 +504,9 @@ impl<K, V> Table<K, V> {
                             });
                             break;
                         }
-                        Word::Moved(_) | Word::Entry { frozen: true, .. } => return Err(None),
-                        // Claimed a moment ago (unpublished) or being removed: not free.
+                        Word::Moved(_) | Word::Node { frozen: true, .. } => return Err(None),
+                        // Claimed a moment ago (unpublished), being removed, or pending: not
+                        // free.
                         _ => {}
                     }
                 }
@@ -472,8 +519,8 @@ impl<K, V> Table<K, V> {
         free.ok_or(None)
     }
 
-    /// Links `entry` at the free slot `free` found for it.
-    pub(super) fn claim(&self, free: &Free, entry: Shared<'_, Entry<K, V>>, hash: u64) -> Claim {
+    /// Links `node` at the free slot `free` found for it, with a fresh policy byte.
+    pub(super) fn claim(&self, free: &Free, node: Shared<'_, Node<K, V>>, hash: u64) -> Claim {
         if free.never_used && !self.reserve() {
             return Claim::Full;
         }
@@ -486,8 +533,8 @@ impl<K, V> Table<K, V> {
             .word(free.index)
             .compare_exchange(
                 expected.encode(),
-                Word::Entry {
-                    entry,
+                Word::Node {
+                    node,
                     frozen: false,
                 }
                 .encode(),
@@ -505,6 +552,8 @@ impl<K, V> Table<K, V> {
             self.state.tombstones.fetch_sub(1, Ordering::Relaxed);
         }
         self.state.inserts.fetch_add(1, Ordering::Relaxed);
+        // (The previous key's state may be left in it; the tag's release publishes this one.)
+        self.policy(free.index).store(0, Ordering::Relaxed);
         self.set_tag(free.index, tag_of(hash));
         Claim::Linked
     }
@@ -535,81 +584,136 @@ impl<K, V> Table<K, V> {
         }
     }
 
-    /// Finds the slot holding exactly `entry` (untagged), if any, in the probe sequence of
-    /// `hash`. Returns `Err(())` if the table is being copied and the caller must retry in the
-    /// successor.
-    pub(super) fn position_of(
+    /// Swings slot `index` from `current` to `new`; on failure, the word found instead.
+    pub(super) fn replace<'g>(
         &self,
-        entry: Shared<'_, Entry<K, V>>,
-        hash: u64,
-    ) -> Result<Option<usize>, ()> {
-        let tag = tag_of(hash);
-        let mut group = self.home(hash);
-        for _ in 0..self.groups.len() {
-            let g = &self.groups[group];
-            let tags = g.tags.load(Ordering::Acquire);
-            for slot in positions(matching(tags, tag)) {
-                match Word::decode(g.words[slot].load(Ordering::Acquire)) {
-                    Word::Entry { entry: e, frozen } if e == entry => {
-                        return if frozen {
-                            Err(())
-                        } else {
-                            Ok(Some(group * GROUP_SLOTS + slot))
-                        };
-                    }
-                    Word::Moved(_) => return Err(()),
-                    _ => {}
-                }
-            }
-            if zero_bytes(tags) & SLOT_BYTES != 0 {
-                return Ok(None);
-            }
-            group = self.next_group(group);
-        }
-        Ok(None)
-    }
-
-    /// Removes `entry` from slot `index`: false if the word no longer holds it (a copy froze
-    /// it: the caller helps and retries in the successor).
-    pub(super) fn unlink_at(&self, index: usize, entry: Shared<'_, Entry<K, V>>) -> bool {
-        let word = self.word(index);
-        let live = Word::Entry {
-            entry,
+        index: usize,
+        current: Shared<'_, Node<K, V>>,
+        new: Shared<'_, Node<K, V>>,
+        _guard: &'g Guard,
+    ) -> Result<(), Word<'g, K, V>> {
+        let node = |node| Word::Node {
+            node,
             frozen: false,
         };
-        if word
+        self.word(index)
             .compare_exchange(
+                node(current).encode(),
+                node(new).encode(),
+                Ordering::AcqRel,
+                Ordering::Acquire,
+            )
+            .map(drop)
+            .map_err(Word::decode)
+    }
+
+    /// Removes `node` from slot `index`, leaving the slot as `freed` says; on failure, the word
+    /// found instead (another write or removal came first, or a copy froze the slot).
+    ///
+    /// Under `--cfg cascache_broken_seal` (the linearizability checker's negative control) the
+    /// word is taken whatever node it holds by now, so a write that landed after the caller read
+    /// `node` is removed unseen while the removal reports `node`'s value: the caller retires
+    /// the node it was handed back, which is then the only node this removal took.
+    pub(super) fn remove<'g>(
+        &self,
+        index: usize,
+        node: Shared<'g, Node<K, V>>,
+        freed: Freed,
+        _guard: &'g Guard,
+    ) -> Result<Shared<'g, Node<K, V>>, Word<'g, K, V>> {
+        let word = self.word(index);
+        let live = Word::Node {
+            node,
+            frozen: false,
+        };
+        let taken = if cfg!(cascache_broken_seal) {
+            let mut current = word.load(Ordering::Acquire);
+            loop {
+                match Word::decode(current) {
+                    Word::Node {
+                        node: any,
+                        frozen: false,
+                    } => {
+                        match word.compare_exchange(
+                            current,
+                            Word::Removing.encode(),
+                            Ordering::AcqRel,
+                            Ordering::Acquire,
+                        ) {
+                            Ok(_) => break any,
+                            Err(actual) => current = actual,
+                        }
+                    }
+                    other => return Err(other),
+                }
+            }
+        } else {
+            word.compare_exchange(
                 live.encode(),
                 Word::Removing.encode(),
                 Ordering::AcqRel,
                 Ordering::Acquire,
             )
-            .is_err()
-        {
-            return false;
-        }
+            .map_err(Word::decode)?;
+            node
+        };
         // The tag: EMPTY while the group shows another never-used slot (one compare-and-swap,
-        // so that no insert can fill the group's last one in between), else DELETED.
+        // so that no insert can fill the group's last one in between), else DELETED. A pending
+        // slot stays DELETED until its queue frees it.
+        let as_new = self.clear_tag(index, freed == Freed::Reusable);
+        let end = match (as_new, freed) {
+            (true, _) => Word::Empty,
+            (false, Freed::Reusable) => Word::Tombstone,
+            (false, Freed::Pending) => Word::Pending,
+        };
+        if !as_new {
+            self.state.tombstones.fetch_add(1, Ordering::Relaxed);
+        }
+        word.store(end.encode(), Ordering::Release);
+        Ok(taken)
+    }
+
+    /// Frees a PENDING slot for any key, once the eviction queue that named it has dropped it.
+    pub(super) fn release_pending(&self, index: usize) {
+        debug_assert!(matches!(
+            Word::decode(self.word(index).load(Ordering::Acquire)),
+            Word::Pending
+        ));
+        let as_new = self.clear_tag(index, true);
+        if as_new {
+            self.state.tombstones.fetch_sub(1, Ordering::Relaxed);
+        }
+        let end = if as_new { Word::Empty } else { Word::Tombstone };
+        // A copy can meet the slot only as PENDING or as what it becomes here.
+        let _ = self.word(index).compare_exchange(
+            Word::Pending.encode(),
+            end.encode(),
+            Ordering::AcqRel,
+            Ordering::Acquire,
+        );
+    }
+
+    /// Writes the tag of a slot being freed: EMPTY (returning true) if `may_be_new` and the
+    /// group shows another never-used slot, in the same compare-and-swap, else DELETED. EMPTY
+    /// takes the slot off the claimed count.
+    fn clear_tag(&self, index: usize, may_be_new: bool) -> bool {
         let shift = 8 * (index % GROUP_SLOTS);
         let tags = &self.groups[index / GROUP_SLOTS].tags;
         let mut current = tags.load(Ordering::Relaxed);
         let as_new = loop {
             let others_empty = zero_bytes(current) & SLOT_BYTES & !(0x80 << shift) != 0;
-            let tag = if others_empty { TAG_EMPTY } else { TAG_DELETED };
+            let as_new = may_be_new && others_empty;
+            let tag = if as_new { TAG_EMPTY } else { TAG_DELETED };
             let new = (current & !(0xFF << shift)) | u64::from(tag) << shift;
             match tags.compare_exchange_weak(current, new, Ordering::AcqRel, Ordering::Relaxed) {
-                Ok(_) => break others_empty,
+                Ok(_) => break as_new,
                 Err(actual) => current = actual,
             }
         };
         if as_new {
             self.state.claimed.fetch_sub(1, Ordering::Relaxed);
-        } else {
-            self.state.tombstones.fetch_add(1, Ordering::Relaxed);
         }
-        let end = if as_new { Word::Empty } else { Word::Tombstone };
-        word.store(end.encode(), Ordering::Release);
-        true
+        as_new
     }
 
     /// Claims the next chunk of groups to copy; `None` when every chunk has been claimed.
@@ -629,97 +733,107 @@ impl<K, V> Table<K, V> {
         self.state.copy_done.load(Ordering::Acquire) == self.groups.len()
     }
 
-    /// Copies group `group` to `next`. Only the thread that claimed the group's chunk calls this.
-    pub(super) fn copy_group(&self, group: usize, next: &Table<K, V>, guard: &Guard) {
+    /// Copies group `group` to `next`, placing each node by `hash_of` its key. Only the thread
+    /// that claimed the group's chunk calls this.
+    pub(super) fn copy_group(
+        &self,
+        group: usize,
+        next: &Table<K, V>,
+        hash_of: &dyn Fn(&K) -> u64,
+        guard: &Guard,
+    ) {
         for slot in 0..GROUP_SLOTS {
-            self.copy_slot(group * GROUP_SLOTS + slot, next, guard);
+            self.copy_slot(group * GROUP_SLOTS + slot, next, hash_of, guard);
         }
     }
 
-    fn copy_slot(&self, index: usize, next: &Table<K, V>, guard: &Guard) {
+    fn copy_slot(
+        &self,
+        index: usize,
+        next: &Table<K, V>,
+        hash_of: &dyn Fn(&K) -> u64,
+        guard: &Guard,
+    ) {
         let word = self.word(index);
         let mut current = word.load(Ordering::Acquire);
         loop {
-            let (replacement, carried) = match Word::decode(current) {
-                // Nothing to carry over. Racing a claim or the end of a removal, whoever comes
-                // second sees the other's word and adapts.
-                Word::Empty | Word::Tombstone => (Word::Moved(None), None),
+            match Word::decode(current) {
+                // Nothing to carry over (a pending slot's queue drops its entry when it next
+                // looks). Racing a claim or the end of a removal, whoever comes second sees the
+                // other's word and adapts.
+                Word::Empty | Word::Tombstone | Word::Pending => {
+                    match word.compare_exchange(
+                        current,
+                        Word::Moved(None).encode(),
+                        Ordering::AcqRel,
+                        Ordering::Acquire,
+                    ) {
+                        Ok(_) => return,
+                        Err(actual) => current = actual,
+                    }
+                }
                 Word::Removing => {
                     // The remover is between two steps: let it finish.
                     crate::sync::spin_wait();
                     current = word.load(Ordering::Acquire);
-                    continue;
                 }
-                Word::Entry {
-                    entry,
+                Word::Node {
+                    node,
                     frozen: false,
                 } => {
-                    // Freeze first, so that no remover can unlink the entry while it is being
-                    // linked into `next`: a remover that meets a frozen slot helps finish the
-                    // copy and unlinks the entry from `next` instead.
-                    let frozen = Word::Entry {
-                        entry,
-                        frozen: true,
-                    };
-                    match word.compare_exchange(
+                    // Freeze first, so that no write or removal can change the slot while its
+                    // node is being linked into `next`: a writer that meets a frozen slot helps
+                    // finish the copy and writes in `next` instead.
+                    let frozen = Word::Node { node, frozen: true };
+                    if let Err(actual) = word.compare_exchange(
                         current,
                         frozen.encode(),
                         Ordering::AcqRel,
                         Ordering::Acquire,
                     ) {
-                        Ok(_) => current = frozen.encode(),
-                        Err(actual) => {
-                            current = actual;
-                            continue;
-                        }
+                        current = actual;
+                        continue;
                     }
-                    let policy = self.groups[index / GROUP_SLOTS].policy[index % GROUP_SLOTS]
-                        .load(Ordering::Relaxed);
-                    let moved_to = next.link_copy(entry, policy, guard);
-                    (Word::Moved(Some(moved_to)), Some(()))
+                    let policy = self.policy(index).load(Ordering::Relaxed);
+                    // SAFETY: the node is frozen here, so it stays linked (and unretired) until
+                    // this copy is done; `guard` protects it.
+                    let hash = hash_of(&unsafe { node.deref() }.key);
+                    let moved_to = next.link_copy(node, hash, policy, guard);
+                    word.store(Word::Moved(Some(moved_to)).encode(), Ordering::Release);
+                    return;
                 }
-                Word::Entry { frozen: true, .. } | Word::Moved(_) => {
+                Word::Node { frozen: true, .. } | Word::Moved(_) => {
                     unreachable!("only the chunk's owner freezes and moves a slot")
                 }
-            };
-            if carried.is_some() {
-                word.store(replacement.encode(), Ordering::Release);
-                return;
-            }
-            match word.compare_exchange(
-                current,
-                replacement.encode(),
-                Ordering::AcqRel,
-                Ordering::Acquire,
-            ) {
-                Ok(_) => return,
-                Err(actual) => current = actual,
             }
         }
     }
 
-    /// Links an entry copied from the predecessor, with its policy byte, and returns its slot.
+    /// Links a node copied from the predecessor, with its policy byte, and returns its slot.
     /// Only copies write to a table while its predecessor is being copied, and the predecessor
-    /// held no more entries than this table can take below its limit, so a never-used slot is
+    /// held no more nodes than this table can take below its limit, so a never-used slot is
     /// always found.
-    fn link_copy(&self, entry: Shared<'_, Entry<K, V>>, policy: u8, _guard: &Guard) -> usize {
-        // SAFETY: the entry is frozen in the predecessor, so it is linked and cannot be retired
-        // before this copy finishes; the caller's guard protects it.
-        let hash = unsafe { entry.deref() }.hash;
+    fn link_copy(
+        &self,
+        node: Shared<'_, Node<K, V>>,
+        hash: u64,
+        policy: u8,
+        _guard: &Guard,
+    ) -> usize {
         self.state.claimed.fetch_add(1, Ordering::Relaxed);
         let mut group = self.home(hash);
         for _ in 0..self.groups.len() {
             let g = &self.groups[group];
-            // Other copies race for never-used slots only (no key is ever removed here before
-            // the copy is over), so try every slot the tags show never-used; one of them fails
-            // only if a concurrent copy claimed it first (then the tag word has changed too).
+            // Other copies race for never-used slots only (no key is removed here before the
+            // copy is over), so try every slot the tags show never-used; one fails only if a
+            // concurrent copy claimed it first.
             let tags = g.tags.load(Ordering::Acquire);
             for slot in positions(zero_bytes(tags) & SLOT_BYTES) {
                 let linked = g.words[slot]
                     .compare_exchange(
                         std::ptr::null_mut(),
-                        Word::Entry {
-                            entry,
+                        Word::Node {
+                            node,
                             frozen: false,
                         }
                         .encode(),
@@ -738,11 +852,11 @@ impl<K, V> Table<K, V> {
             // them: the group ends up full, and probes go on to the next one, as this one does.
             group = self.next_group(group);
         }
-        unreachable!("a resized table always has room for the entries copied into it");
+        unreachable!("a resized table always has room for the nodes copied into it");
     }
 
     /// Every slot word of the table, for dropping it (`&mut self`: no other thread is left).
-    pub(super) fn words_mut(&mut self) -> impl Iterator<Item = *mut Entry<K, V>> + '_ {
+    pub(super) fn words_mut(&mut self) -> impl Iterator<Item = *mut Node<K, V>> + '_ {
         self.groups
             .iter()
             .flat_map(|g| g.words.iter().map(|w| w.load(Ordering::Relaxed)))
@@ -822,6 +936,7 @@ mod tests {
             Word::Moved(None),
             Word::Moved(Some(0)),
             Word::Moved(Some(123_456)),
+            Word::Pending,
         ] {
             assert_eq!(Word::decode(word.encode()), word);
         }

@@ -134,8 +134,8 @@ fn bounded_cache_evicts_expires_and_frees_everything() {
     // freed by the drop: Miri's leak checker verifies it.
 }
 
-/// Replaced nodes and removed entries come back as new ones (`recycle`): what is read from
-/// recycled memory is only ever the value last written into it.
+/// Replaced and removed nodes come back as new ones (`recycle`): what is read from recycled
+/// memory is only ever the value last written into it.
 #[test]
 #[cfg(not(loom))]
 fn recycled_nodes_and_entries_hold_only_what_was_written_into_them() {
@@ -148,17 +148,71 @@ fn recycled_nodes_and_entries_hold_only_what_was_written_into_them() {
         if round % 5 == 4 {
             assert_eq!(cache.remove(&key), Some(format!("v{round}")));
         }
-        // Collect: retired nodes and entries go to this thread's free list, for the next writes.
+        // Collect: retired nodes go to this thread's free list, for the next writes.
         cache.guard().flush();
-        recycled_seen = recycled_seen.max(
-            super::recycle::kept::<super::ValueNode<String>>()
-                + super::recycle::kept::<super::Entry<u64, String>>(),
-        );
+        recycled_seen = recycled_seen.max(super::recycle::kept::<super::Node<u64, String>>());
     }
-    assert!(recycled_seen > 0, "no node or entry was recycled");
+    assert!(recycled_seen > 0, "no node was recycled");
     for key in 0..3u64 {
         let last = (0..30u64).filter(|r| r % 3 == key).max().unwrap();
         let expected = (last % 5 != 4).then(|| format!("v{last}"));
         assert_eq!(cache.get(&key), expected);
     }
+}
+
+/// A weighted cache is not presized: it grows through several resizes while it evicts, removes
+/// and re-inserts, so its eviction queues are moved onto each new table (and the old tables
+/// retired once every shard has moved past them). The queues and the table agree throughout.
+#[test]
+fn eviction_queues_follow_the_table_through_resizes() {
+    let cache: Cache<u64, String> = Cache::builder()
+        .max_capacity(600)
+        .weigher(|_, v: &String| v.len() as u32)
+        .shards(2)
+        .collector(Collector::new())
+        .build();
+    for round in 0..6u64 {
+        for k in 0..48u64 {
+            let key = round * 31 + k;
+            cache.insert(key, "x".repeat(1 + (key % 7) as usize));
+            if k % 5 == 0 {
+                cache.delete(&(key / 2));
+            }
+            if k % 3 == 0 {
+                cache.get(&(key + 1));
+            }
+        }
+        cache.check_invariants();
+    }
+    assert!(cache.weighted_size().0 <= 600);
+}
+
+/// The same with two threads writing at once, so that copies, inserts, evictions and queue
+/// moves race; the invariants are checked once they are done.
+#[test]
+fn eviction_queues_follow_concurrent_resizes() {
+    let cache: Cache<u64, u64> = Cache::builder()
+        .max_capacity(64)
+        .weigher(|_, _| 1)
+        .shards(2)
+        .collector(Collector::new())
+        .build();
+    std::thread::scope(|s| {
+        for t in 0..2u64 {
+            let cache = &cache;
+            s.spawn(move || {
+                for i in 0..200u64 {
+                    let key = (i * 7 + t * 3) % 150;
+                    if cache.get(&key).is_none() {
+                        cache.insert(key, i);
+                    }
+                    if i % 9 == 0 {
+                        cache.delete(&((key + 1) % 150));
+                    }
+                }
+            });
+        }
+    });
+    cache.check_invariants();
+    assert!(cache.len() <= 64);
 }
