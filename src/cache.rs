@@ -150,8 +150,8 @@ where
     /// a value with a deadline is checked against the clock).
     #[inline]
     fn expired(&self, found: &Found<'_, K, V>, now: u64) -> bool {
-        let deadline_set = found.expires_at() != 0 || found.idle_expires_at() != 0;
-        deadline_set && expiry::found_expired(found, if now == 0 { self.now() } else { now })
+        found.has_deadline()
+            && expiry::found_expired(found, if now == 0 { self.now() } else { now })
     }
 
     /// `now` for the eviction policy, which compares other entries' deadlines with it.
@@ -188,7 +188,7 @@ where
             key,
             value,
             self.next_version(),
-            weight,
+            (weight, self.config.weigher.is_some()),
             expires_at,
             idle_expires_at,
         )
@@ -212,7 +212,7 @@ where
             old.key().clone(),
             value,
             self.next_version(),
-            weight,
+            (weight, self.config.weigher.is_some()),
             old.expires_at(),
             idle_expires_at,
         )
@@ -259,8 +259,7 @@ where
         guard: &'g Guard,
     ) -> Option<Found<'g, K, V>> {
         let found = self.raw.load(hash, eq, guard)?;
-        let deadline_set = found.expires_at() != 0 || found.idle_expires_at() != 0;
-        if deadline_set && expiry::found_expired(&found, self.now()) {
+        if found.has_deadline() && expiry::found_expired(&found, self.now()) {
             return None;
         }
         Some(found)
@@ -960,7 +959,7 @@ where
                 found.key().clone(),
                 found.value().clone(),
                 found.version(),
-                found.weight(),
+                (found.weight(), self.config.weigher.is_some()),
                 expires_at,
                 found.idle_expires_at(),
             );
@@ -1288,8 +1287,7 @@ where
     }
 
     pub(crate) fn is_live(&self, found: &Found<'_, K, V>) -> bool {
-        let deadline_set = found.expires_at() != 0 || found.idle_expires_at() != 0;
-        !(deadline_set && expiry::found_expired(found, self.now()))
+        !(found.has_deadline() && expiry::found_expired(found, self.now()))
     }
 }
 

@@ -270,7 +270,7 @@ where
         new: NewNode<K, V>,
         guard: &'g Guard,
     ) -> Result<Found<'g, K, V>, NewNode<K, V>> {
-        let new = Owned::<Node<K, V>>::from(new.0).into_shared(guard);
+        let new = new.into_shared();
         let (mut table, mut index) = (current.table, current.index);
         loop {
             match table.replace(index, current.node, new, guard) {
@@ -288,7 +288,7 @@ where
                     Some(moved) => (table, index) = moved,
                     None => {
                         // SAFETY: `new` was never published; this thread still owns it.
-                        return Err(NewNode(unsafe { new.into_owned() }.into_box()));
+                        return Err(unsafe { NewNode::from_shared(new) });
                     }
                 },
             }
@@ -383,7 +383,7 @@ where
         node: NewNode<K, V>,
         guard: &'g Guard,
     ) -> Result<Found<'g, K, V>, Rejected<'g, K, V>> {
-        let node = Owned::<Node<K, V>>::from(node.0).into_shared(guard);
+        let node = node.into_shared();
         // SAFETY: `node` is this thread's until it is linked.
         let key = &unsafe { node.deref() }.key;
         loop {
@@ -404,7 +404,7 @@ where
                 Err(Some(existing)) => {
                     return Err(Rejected {
                         // SAFETY: the node was never published; this thread owns it.
-                        node: NewNode(unsafe { node.into_owned() }.into_box()),
+                        node: unsafe { NewNode::from_shared(node) },
                         existing,
                     });
                 }
@@ -608,13 +608,14 @@ where
 ///
 /// As for `Guard::defer_destroy`: `retired` is unreachable for threads that pin from now on,
 /// and it is retired once.
-unsafe fn retire<T>(retired: Shared<'_, T>, guard: &Guard) {
+unsafe fn retire<K, V>(retired: Shared<'_, Node<K, V>>, guard: &Guard) {
+    let extended = retired.tag() & node::EXTRAS != 0;
     let retired = NonNull::new(retired.as_raw().cast_mut())
         .expect("only nodes that were reachable are retired");
     // SAFETY: the caller's contract is `defer_destroy`'s, and the closure does what it would: it
-    // drops the object once every guard that could have loaded it is gone. Nodes are allocated
-    // as `Box`es (`recycle::boxed`), which `release` needs.
-    unsafe { guard.defer_unchecked(move || recycle::release(retired)) };
+    // drops the node once every guard that could have loaded it is gone, as the layout its tag
+    // says, which is how `NewNode::new` allocated it.
+    unsafe { guard.defer_unchecked(move || node::release(retired, extended)) };
 }
 
 impl<K, V, S> Drop for RawTable<K, V, S> {
@@ -646,8 +647,10 @@ impl<K, V, S> Drop for RawTable<K, V, S> {
                 if chained && !freed.insert(node.as_raw()) {
                     continue;
                 }
+                let extended = node.tag() & node::EXTRAS != 0;
+                let node = NonNull::new(node.as_raw().cast_mut()).expect("a node is never null");
                 // SAFETY: nodes still in a slot are owned by the table, and are freed once.
-                drop(unsafe { node.into_owned() });
+                unsafe { node::release(node, extended) };
             }
         }
         for table in tables {

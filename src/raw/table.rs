@@ -62,7 +62,7 @@ use std::ops::Range;
 use crossbeam_epoch::{Atomic, Guard, Shared};
 use crossbeam_utils::CachePadded;
 
-use super::node::{Found, Node};
+use super::node::{Found, Node, EXTRAS};
 use crate::sync::{AtomicPtr, AtomicU64, AtomicU8, AtomicUsize, Ordering};
 
 /// Slots per group: a 64-byte line holds the tag word (8 bytes), a policy byte per slot (8) and
@@ -83,6 +83,8 @@ const HIGH_BITS: u64 = 0x8080_8080_8080_8080;
 pub(super) const FROZEN: usize = 1;
 /// Word bit of the markers below (pointees are 8-aligned, so a pointer never has it).
 const MARKER: usize = 4;
+/// The low bits of a word that are not the node's address: FROZEN, and the node's own tag.
+const TAG_BITS: usize = FROZEN | EXTRAS;
 /// A removed slot that may be claimed again.
 const TOMBSTONE: usize = MARKER;
 /// A removal in progress: not claimable until the remover has written the tag.
@@ -197,8 +199,10 @@ impl<'g, K, V> Word<'g, K, V> {
                 _ => Word::Moved((bits >> 3).checked_sub(1)),
             }
         } else {
+            // The node pointer keeps its EXTRAS tag (see `node`); FROZEN is the slot's own.
             Word::Node {
-                node: Shared::from(raw.wrapping_byte_sub(bits & FROZEN).cast_const()),
+                node: Shared::from(raw.wrapping_byte_sub(bits & TAG_BITS).cast_const())
+                    .with_tag(bits & EXTRAS),
                 frozen: bits & FROZEN != 0,
             }
         }
@@ -213,11 +217,10 @@ impl<'g, K, V> Word<'g, K, V> {
             Word::Removing => marker(REMOVING),
             Word::Pending => marker(PENDING),
             Word::Moved(index) => marker(MOVED | index.map_or(0, |i| i + 1) << 3),
-            Word::Node { node, frozen } => {
-                node.as_raw()
-                    .cast_mut()
-                    .wrapping_byte_add(if frozen { FROZEN } else { 0 })
-            }
+            Word::Node { node, frozen } => node
+                .as_raw()
+                .cast_mut()
+                .wrapping_byte_add(node.tag() | if frozen { FROZEN } else { 0 }),
         }
     }
 }
@@ -925,6 +928,33 @@ mod tests {
             positions(matching(tags, TAG_DELETED)).collect::<Vec<_>>(),
             [1]
         );
+    }
+
+    #[test]
+    fn node_words_keep_the_node_tag_and_the_frozen_flag() {
+        let mut node = Node {
+            version: crate::version::next_version(),
+            key: 1u8,
+            value: 2u8,
+        };
+        let plain = Shared::from(std::ptr::addr_of_mut!(node).cast_const());
+        for tag in [0, EXTRAS] {
+            for frozen in [false, true] {
+                let word = Word::Node {
+                    node: plain.with_tag(tag),
+                    frozen,
+                };
+                let Word::Node {
+                    node: decoded,
+                    frozen: was_frozen,
+                } = Word::<u8, u8>::decode(word.encode())
+                else {
+                    panic!("a node word decodes as a node");
+                };
+                assert_eq!((decoded.as_raw(), decoded.tag()), (plain.as_raw(), tag));
+                assert_eq!(was_frozen, frozen);
+            }
+        }
     }
 
     #[test]
