@@ -14,7 +14,7 @@ use crate::config::{Config, Reclaimer};
 use crate::error::{CasError, Occupied};
 use crate::expiry::{self, SharedClock};
 use crate::loader::{Loading, Outcome, Role};
-use crate::policy::{Departed, Policy, RemovalCause};
+use crate::policy::{Departures, Policy, RemovalCause};
 use crate::raw::{Found, Freed, NewNode, OwnedIter, RawTable, Rejected};
 use crate::stats::{CacheStats, Stat, Stats};
 use crate::version::{next_ordered_version, next_version, Version};
@@ -87,9 +87,10 @@ where
         });
         let shards = capacity.map(|capacity| Policy::<K, V>::shard_count(capacity, shards));
         let raw = RawTable::new(presize, hasher, shards.unwrap_or(0));
+        let weighted = config.weigher.is_some();
         let policy = capacity
             .zip(shards)
-            .map(|(capacity, shards)| Policy::new(capacity, shards, &raw));
+            .map(|(capacity, shards)| Policy::new(capacity, shards, weighted, &raw));
         let timed = config.time_to_live.is_some() || config.time_to_idle.is_some();
         Cache {
             timed: std::sync::atomic::AtomicBool::new(timed),
@@ -227,18 +228,32 @@ where
     }
 
     /// Tells the listener and the statistics about entries that left the cache.
-    fn depart(&self, departed: Vec<Departed<'_, K, V>>) {
-        for Departed { entry, cause } in departed {
-            match cause {
-                RemovalCause::Evicted => self.stats.record(Stat::Eviction),
-                RemovalCause::Expired => self.stats.record(Stat::Expiration),
-                RemovalCause::Removed => self.stats.record(Stat::Removal),
-                RemovalCause::Replaced => {}
-            }
-            if let Some(listener) = &self.config.listener {
-                listener(entry.key(), entry.value(), cause);
+    fn depart(&self, departed: Departures<'_, K, V>) {
+        let ([evicted, expired, removed], listened) = departed.into_parts();
+        for (stat, count) in [
+            (Stat::Eviction, evicted),
+            (Stat::Expiration, expired),
+            (Stat::Removal, removed),
+        ] {
+            if count != 0 {
+                self.stats.add(stat, u64::from(count));
             }
         }
+        if let Some(listener) = &self.config.listener {
+            for departure in listened {
+                listener(
+                    departure.entry.key(),
+                    departure.entry.value(),
+                    departure.cause,
+                );
+            }
+        }
+    }
+
+    /// Where a call's departures are collected (see [`Departures`]).
+    #[inline]
+    fn departures<'g>(&self) -> Departures<'g, K, V> {
+        Departures::new(self.config.listener.is_some())
     }
 
     // ----- reads -----
@@ -372,7 +387,7 @@ where
         new_weight: u32,
         now: u64,
         guard: &'g Guard,
-        departed: &mut Vec<Departed<'g, K, V>>,
+        departed: &mut Departures<'g, K, V>,
     ) {
         let cause = if self.expired(&old, now) {
             self.stats.record(Stat::Insert);
@@ -381,11 +396,7 @@ where
             self.stats.record(Stat::Update);
             RemovalCause::Replaced
         };
-        // A replaced value concerns only the listener (an expired one the statistics too): no
-        // departure to record spares the write an allocation.
-        if cause != RemovalCause::Replaced || self.config.listener.is_some() {
-            departed.push(Departed { entry: old, cause });
-        }
+        departed.push(old, cause);
         match &self.policy {
             Some(policy) if old.weight() != new_weight => policy.reweigh(
                 hash,
@@ -411,7 +422,7 @@ where
         let node = self.new_node(key, value, ttl, now);
         let version = node.version();
         let weight = node.weight();
-        let mut departed = Vec::new();
+        let mut departed = self.departures();
         if self
             .policy
             .as_ref()
@@ -449,7 +460,7 @@ where
         if_absent: bool,
         now: u64,
         guard: &'g Guard,
-        departed: &mut Vec<Departed<'g, K, V>>,
+        departed: &mut Departures<'g, K, V>,
     ) -> Result<Version, Occupied<V>> {
         let (version, weight) = (node.version(), node.weight());
         let mut found = self.raw.load(hash, |k| k == node.key(), guard);
@@ -494,7 +505,7 @@ where
         node: NewNode<K, V>,
         now: u64,
         guard: &'g Guard,
-        departed: &mut Vec<Departed<'g, K, V>>,
+        departed: &mut Departures<'g, K, V>,
     ) -> Result<(), Rejected<'g, K, V>> {
         match &self.policy {
             Some(policy) => {
@@ -547,7 +558,7 @@ where
         let hash = self.hash(&key);
         let now = self.write_now(ttl);
         let node = self.new_node(key, value, ttl, now);
-        let mut departed = Vec::new();
+        let mut departed = self.departures();
         let result = self.store_keyed(hash, node, true, now, guard, &mut departed);
         self.depart(departed);
         result
@@ -626,7 +637,7 @@ where
             let (version, weight) = (new.version(), new.weight());
             match self.raw.compare_exchange(&found, new, guard) {
                 Ok(_) => {
-                    let mut departed = Vec::new();
+                    let mut departed = self.departures();
                     self.replaced(hash, found, weight, now, guard, &mut departed);
                     self.depart(departed);
                     return Ok(version);
@@ -741,7 +752,7 @@ where
             let version = node.version();
             match self.raw.compare_exchange(&found, node, guard) {
                 Ok(_) => {
-                    let mut departed = Vec::new();
+                    let mut departed = self.departures();
                     self.replaced(hash, found, weight, now, guard, &mut departed);
                     self.depart(departed);
                     return Some(version);
@@ -783,7 +794,7 @@ where
         eq: impl Fn(&K) -> bool,
         cause: RemovalCause,
         guard: &'g Guard,
-        departed: &mut Vec<Departed<'g, K, V>>,
+        departed: &mut Departures<'g, K, V>,
     ) -> Option<Found<'g, K, V>> {
         loop {
             let found = self.raw.load(hash, &eq, guard)?;
@@ -812,15 +823,12 @@ where
         removed: Found<'g, K, V>,
         hash: u64,
         cause: RemovalCause,
-        departed: &mut Vec<Departed<'g, K, V>>,
+        departed: &mut Departures<'g, K, V>,
     ) {
         if let Some(policy) = &self.policy {
             policy.forget(hash, removed.weight());
         }
-        departed.push(Departed {
-            entry: removed,
-            cause,
-        });
+        departed.push(removed, cause);
     }
 
     /// Removes the live entry of `key`, returning it (readable until `guard` drops).
@@ -829,7 +837,7 @@ where
         K: Borrow<Q>,
         Q: Hash + Eq + ?Sized,
     {
-        let mut departed = Vec::new();
+        let mut departed = self.departures();
         let removed = self.remove_hashed(
             self.hash(key),
             |k| k.borrow() == key,
@@ -903,7 +911,7 @@ where
                 });
             }
             if self.raw.remove(&found, self.freed(), guard) {
-                let mut departed = Vec::new();
+                let mut departed = self.departures();
                 self.removed(found, hash, RemovalCause::Removed, &mut departed);
                 self.depart(departed);
                 return Ok(());
@@ -1203,7 +1211,7 @@ where
     pub fn clear(&self) {
         let guard = self.guard();
         let now = self.now();
-        let mut departed = Vec::new();
+        let mut departed = self.departures();
         for found in self.raw.iter(&guard) {
             if let Some(removed) = self.raw.remove_current(&found, self.freed(), &guard) {
                 let cause = if expiry::found_expired(&removed, now) {

@@ -82,6 +82,11 @@ impl Stats {
         self.counters.increment(stat as usize);
     }
 
+    #[inline]
+    pub(crate) fn add(&self, stat: Stat, count: u64) {
+        self.counters.add(stat as usize, count);
+    }
+
     pub(crate) fn snapshot(&self) -> CacheStats {
         let sum = |stat: Stat| -> u64 { self.counters.sum(stat as usize) };
         CacheStats {

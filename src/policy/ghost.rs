@@ -13,6 +13,8 @@
 //! longer than the cache hit the ghost on every pass, and main took them all in
 //! (`tests/bounded.rs`'s loop of 1,011 keys at 600 fell from 59% to 43.5%).
 
+use super::spread;
+
 /// Slots per bucket: 8 × 8 bytes, one cache line.
 const BUCKET_SLOTS: usize = 8;
 /// Buckets are sized for this many copies each on average, so that a bucket rarely holds more
@@ -47,7 +49,7 @@ impl Ghost {
     }
 
     /// Remembers `hash` (one more count) for the next `capacity` insertions.
-    pub(super) fn insert(&mut self, hash: u64, capacity: usize) {
+    pub(super) fn insert(&mut self, hash: u32, capacity: usize) {
         if capacity == 0 {
             return;
         }
@@ -73,7 +75,7 @@ impl Ghost {
     }
 
     /// Whether `hash` is a ghost; a hit takes one off its count.
-    pub(super) fn take(&mut self, hash: u64) -> bool {
+    pub(super) fn take(&mut self, hash: u32) -> bool {
         if self.buckets.is_empty() {
             return false;
         }
@@ -84,14 +86,14 @@ impl Ghost {
     }
 
     /// Starts loading `hash`'s bucket, for an insert or take soon after.
-    pub(super) fn prefetch(&self, hash: u64) {
+    pub(super) fn prefetch(&self, hash: u32) {
         if !self.buckets.is_empty() {
             crate::raw::prefetch(&self.buckets[self.index(hash)]);
         }
     }
 
     #[cfg(test)]
-    fn contains(&self, hash: u64) -> bool {
+    fn contains(&self, hash: u32) -> bool {
         let counted = fingerprint(hash) | COUNTED as u32;
         !self.buckets.is_empty()
             && self.buckets[self.index(hash)]
@@ -106,13 +108,12 @@ impl Ghost {
         self.capacity = capacity;
     }
 
-    /// The low 32 bits, mapped onto the bucket count by a multiply (no division). (The shard is
-    /// chosen from bits 32 and up, so these vary within a shard.)
-    fn index(&self, hash: u64) -> usize {
-        ((hash as u32 as u64 * self.buckets.len() as u64) >> 32) as usize
+    /// The spread hash's low 32 bits, mapped onto the bucket count by a multiply (no division).
+    fn index(&self, hash: u32) -> usize {
+        ((spread(hash) as u32 as u64 * self.buckets.len() as u64) >> 32) as usize
     }
 
-    fn bucket_mut(&mut self, hash: u64) -> &mut Bucket {
+    fn bucket_mut(&mut self, hash: u32) -> &mut Bucket {
         let index = self.index(hash);
         &mut self.buckets[index]
     }
@@ -155,11 +156,11 @@ fn age(slot: u64, clock: u32) -> usize {
     clock.wrapping_sub((slot >> 32) as u32) as usize
 }
 
-/// 31 bits of the hash's upper half, shifted clear of the `COUNTED` bit, and never 0 (so a slot
-/// is never 0). Within one bucket, two hashes collide only if those bits match: a false ghost hit
-/// costs one promotion, rarely.
-fn fingerprint(hash: u64) -> u32 {
-    ((hash >> 33) as u32).max(1) << 1
+/// 31 bits of the spread hash's upper half (the bucket comes from the lower), shifted clear of
+/// the `COUNTED` bit, and never 0 (so a slot is never 0). Within one bucket, two hashes collide
+/// only if those bits match: a false ghost hit costs one promotion, rarely.
+fn fingerprint(hash: u32) -> u32 {
+    ((spread(hash) >> 33) as u32).max(1) << 1
 }
 
 #[cfg(test)]
@@ -167,7 +168,7 @@ mod tests {
     use super::*;
 
     /// Distinct, well-spread hashes (a SplitMix64 sequence).
-    fn hashes(n: usize, seed: u64) -> Vec<u64> {
+    fn hashes(n: usize, seed: u64) -> Vec<u32> {
         let mut state = seed;
         (0..n)
             .map(|_| {
@@ -175,7 +176,7 @@ mod tests {
                 let mut z = state;
                 z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
                 z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-                z ^ (z >> 31)
+                (z ^ (z >> 31)) as u32
             })
             .collect()
     }
@@ -199,12 +200,12 @@ mod tests {
     /// hash's copies in it, where aging out decrements the count if it is not 0 already.
     #[derive(Default)]
     struct CountedFifo {
-        order: std::collections::VecDeque<u64>,
-        members: std::collections::HashMap<u64, u32>,
+        order: std::collections::VecDeque<u32>,
+        members: std::collections::HashMap<u32, u32>,
     }
 
     impl CountedFifo {
-        fn insert(&mut self, hash: u64, capacity: usize) {
+        fn insert(&mut self, hash: u32, capacity: usize) {
             while self.order.len() >= capacity {
                 let oldest = self.order.pop_front().unwrap();
                 if let Some(count) = self.members.get_mut(&oldest) {
@@ -218,7 +219,7 @@ mod tests {
             *self.members.entry(hash).or_insert(0) += 1;
         }
 
-        fn take(&mut self, hash: u64) -> bool {
+        fn take(&mut self, hash: u32) -> bool {
             let Some(count) = self.members.get_mut(&hash) else {
                 return false;
             };

@@ -78,6 +78,43 @@ pub(crate) struct Departed<'g, K, V> {
     pub(crate) cause: RemovalCause,
 }
 
+/// The entries one call made leave the cache: counted for the statistics, and kept for the
+/// listener only if the cache has one (so that without one, evicting allocates nothing).
+pub(crate) struct Departures<'g, K, V> {
+    listened: Vec<Departed<'g, K, V>>,
+    listening: bool,
+    /// Evictions, expirations and removals.
+    counts: [u32; 3],
+}
+
+impl<'g, K, V> Departures<'g, K, V> {
+    pub(crate) fn new(listening: bool) -> Self {
+        Departures {
+            listened: Vec::new(),
+            listening,
+            counts: [0; 3],
+        }
+    }
+
+    #[inline]
+    pub(crate) fn push(&mut self, entry: Found<'g, K, V>, cause: RemovalCause) {
+        match cause {
+            RemovalCause::Evicted => self.counts[0] += 1,
+            RemovalCause::Expired => self.counts[1] += 1,
+            RemovalCause::Removed => self.counts[2] += 1,
+            RemovalCause::Replaced => {}
+        }
+        if self.listening {
+            self.listened.push(Departed { entry, cause });
+        }
+    }
+
+    /// `(evictions, expirations, removals)`, and the departures the listener is to hear of.
+    pub(crate) fn into_parts(self) -> ([u32; 3], Vec<Departed<'g, K, V>>) {
+        (self.counts, self.listened)
+    }
+}
+
 /// The small queue's initial share of a shard's capacity, and its bounds.
 const SMALL_INITIAL: f64 = 0.05;
 const SMALL_MIN: f64 = 0.001;
@@ -106,9 +143,31 @@ pub(crate) struct Policy<K, V> {
     shards: Box<[CachePadded<Shard<K, V>>]>,
 }
 
-/// A queue entry: the slot index of the key in its shard's base table, and the weight it was
-/// queued with.
-type Queued = (u32, u32);
+/// A queue entry: the key's slot index in its shard's base table, and either the weight it was
+/// queued with (a weighted cache) or the key's policy hash (an unweighted one, whose entries all
+/// weigh 1), so that the hand of an unweighted cache never loads a node to hash its key.
+#[derive(Clone, Copy)]
+struct Queued {
+    slot: u32,
+    weight_or_hash: u32,
+}
+
+/// The 32 bits of a key's hash the policy works with (its sketch, ghosts and samples): both
+/// halves, so that they vary within a shard (which bits 32 and up choose).
+#[inline]
+pub(crate) fn policy_hash(hash: u64) -> u32 {
+    (hash ^ (hash >> 32)) as u32
+}
+
+/// splitmix64's finalizer: spreads a policy hash over the bits the sketch and the ghosts pick
+/// their positions from.
+#[inline]
+fn spread(hash: u32) -> u64 {
+    let mut x = u64::from(hash) ^ 0x9E37_79B9_7F4A_7C15;
+    x = (x ^ (x >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    x = (x ^ (x >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    x ^ (x >> 31)
+}
 
 struct Shard<K, V> {
     /// Weight of the live entries of the shard (signed: a removal may be counted before the
@@ -125,6 +184,8 @@ struct Shard<K, V> {
 struct Queues<K, V> {
     /// The table the queues' slot indexes refer to.
     base: QueueBase<K, V>,
+    /// Entries carry weights, not hashes ([`Queued`]).
+    weighted: bool,
     small: VecDeque<Queued>,
     main: VecDeque<Queued>,
     small_weight: u64,
@@ -175,7 +236,12 @@ impl<K, V> Policy<K, V> {
 
     /// A policy for `capacity` (entries, or weight units with a weigher) over
     /// [`shard_count`](Self::shard_count) shards, whose queues index into `raw`.
-    pub(crate) fn new<S>(capacity: u64, shards: usize, raw: &RawTable<K, V, S>) -> Self {
+    pub(crate) fn new<S>(
+        capacity: u64,
+        shards: usize,
+        weighted: bool,
+        raw: &RawTable<K, V, S>,
+    ) -> Self {
         let per_shard = capacity / shards as u64;
         let remainder = capacity % shards as u64;
         Policy {
@@ -187,7 +253,7 @@ impl<K, V> Policy<K, V> {
                         weight: AtomicI64::new(0),
                         stale_slots: AtomicU64::new(0),
                         capacity,
-                        queues: Mutex::new(Queues::new(capacity, raw.queue_base())),
+                        queues: Mutex::new(Queues::new(capacity, weighted, raw.queue_base())),
                     })
                 })
                 .collect(),
@@ -228,25 +294,31 @@ impl<K, V> Policy<K, V> {
         raw: &RawTable<K, V, S>,
         now: u64,
         guard: &'g Guard,
-        departed: &mut Vec<Departed<'g, K, V>>,
+        departed: &mut Departures<'g, K, V>,
     ) -> Result<(), Rejected<'g, K, V>>
     where
         K: Hash + Eq,
         S: BuildHasher,
     {
+        let full_hash = hash;
         let shard = self.shard(hash);
         let weight = node.weight();
         let hand = shard.hand(raw, now, guard);
         let mut queues = shard.queues.lock();
-        // Its ghost lookup comes after the sketch and the cursor: start the load now.
+        let hash = policy_hash(hash);
+        // Its ghost lookup and sketch increment come after the cursor: start the loads now.
         queues.ghost.prefetch(hash);
-        let found = raw.insert(hash, node, guard)?;
+        queues.sketch.prefetch(hash);
+        let found = raw.insert(full_hash, node, guard)?;
         shard.weight.fetch_add(i64::from(weight), Ordering::AcqRel);
         if queues.base.is_behind(&found) {
             // Linked in a table newer than the queues' (a resize finished meanwhile).
             queues.rebase(raw, Some(&found), guard);
         }
-        let index = u32::try_from(found.index()).expect("tables have fewer than 2^32 slots");
+        let entry = Queued {
+            slot: u32::try_from(found.index()).expect("tables have fewer than 2^32 slots"),
+            weight_or_hash: if queues.weighted { weight } else { hash },
+        };
         queues.drop_stale_slots(&shard.stale_slots, &hand);
         queues.climb(&hand);
         queues.sketch.increment(hash);
@@ -254,14 +326,14 @@ impl<K, V> Policy<K, V> {
         let ghost_hit = queues.ghost.take(hash);
         if queues.ghost_hit_goes_to_main(ghost_hit, hash, hand.capacity) {
             queues.main_weight += u64::from(weight);
-            queues.main.push_back((index, weight));
+            queues.main.push_back(entry);
         } else {
             if ghost_hit {
                 // Seen before: it may leave small for main through the admission gate.
                 found.set_frequency(1);
             }
             queues.small_weight += u64::from(weight);
-            queues.small.push_back((index, weight));
+            queues.small.push_back(entry);
         }
         // Queue first, then evict: the new entry is a candidate like any other. Linking, counting
         // and queueing happen in one lock hold, so the hand never sees the weight of an entry
@@ -278,7 +350,7 @@ impl<K, V> Policy<K, V> {
         raw: &RawTable<K, V, S>,
         now: u64,
         guard: &'g Guard,
-        departed: &mut Vec<Departed<'g, K, V>>,
+        departed: &mut Departures<'g, K, V>,
     ) where
         K: Hash + Eq,
         S: BuildHasher,
@@ -336,8 +408,9 @@ impl<K, V> Policy<K, V> {
         for (index, shard) in self.shards.iter().enumerate() {
             let mut queues = shard.queues.lock();
             queues.rebase(raw, None, guard);
-            let tally =
-                |queue: &VecDeque<Queued>| -> u64 { queue.iter().map(|q| u64::from(q.1)).sum() };
+            let tally = |queue: &VecDeque<Queued>| -> u64 {
+                queue.iter().map(|&q| u64::from(queues.weight_of(q))).sum()
+            };
             assert_eq!(
                 tally(&queues.small),
                 queues.small_weight,
@@ -349,8 +422,8 @@ impl<K, V> Policy<K, V> {
                 "shard {index}: main queue tally"
             );
             let mut weight = 0i64;
-            for &(slot, _) in queues.small.iter().chain(queues.main.iter()) {
-                if let Slot::Live(found) = raw.resolve(&queues.base, slot, guard) {
+            for &entry in queues.small.iter().chain(queues.main.iter()) {
+                if let Slot::Live(found) = raw.resolve(&queues.base, entry.slot, guard) {
                     live_queued += 1;
                     weight += i64::from(found.weight());
                     assert!(
@@ -358,10 +431,14 @@ impl<K, V> Policy<K, V> {
                         "shard {index}: slot {} queued twice",
                         found.index()
                     );
+                    let hash = raw.hash(found.key());
                     assert!(
-                        std::ptr::eq(self.shard(raw.hash(found.key())), &**shard),
+                        std::ptr::eq(self.shard(hash), &**shard),
                         "shard {index}: an entry of another shard"
                     );
+                    if !queues.weighted {
+                        assert_eq!(entry.weight_or_hash, policy_hash(hash), "queued hash");
+                    }
                 }
             }
             let recorded = shard.weight.load(Ordering::Acquire);
@@ -388,11 +465,12 @@ impl<K, V> Policy<K, V> {
 }
 
 impl<K, V> Queues<K, V> {
-    fn new(capacity: i64, base: QueueBase<K, V>) -> Self {
+    fn new(capacity: i64, weighted: bool, base: QueueBase<K, V>) -> Self {
         let entries = capacity.clamp(1, MAX_SIZED_ENTRIES) as usize;
         let capacity = capacity.max(1) as f64;
         Queues {
             base,
+            weighted,
             small: VecDeque::new(),
             main: VecDeque::new(),
             small_weight: 0,
@@ -411,6 +489,52 @@ impl<K, V> Queues<K, V> {
         }
     }
 
+    /// Starts loading what the hand reads of an entry it will visit soon: its slot, and (when
+    /// the entry holds the hash) its sketch block and ghost bucket. The heads of the queues are
+    /// cold (they were queued a whole queue length ago), and each visit would otherwise wait
+    /// for three cache misses in a row.
+    #[inline]
+    fn prefetch<S>(&self, entry: Queued, hand: &Hand<'_, '_, K, V, S>)
+    where
+        K: Hash + Eq,
+        S: BuildHasher,
+    {
+        hand.raw.prefetch_slot(&self.base, entry.slot);
+        if !self.weighted {
+            self.sketch.prefetch(entry.weight_or_hash);
+            self.ghost.prefetch(entry.weight_or_hash);
+        }
+    }
+
+    /// The weight an entry was queued with.
+    #[inline]
+    fn weight_of(&self, entry: Queued) -> u32 {
+        if self.weighted {
+            entry.weight_or_hash
+        } else {
+            1
+        }
+    }
+
+    /// The policy hash of an entry's key (recomputed from the node in a weighted cache).
+    #[inline]
+    fn hash_of<S>(
+        &self,
+        entry: Queued,
+        found: &Found<'_, K, V>,
+        hand: &Hand<'_, '_, K, V, S>,
+    ) -> u32
+    where
+        K: Hash + Eq,
+        S: BuildHasher,
+    {
+        if self.weighted {
+            policy_hash(hand.raw.hash(found.key()))
+        } else {
+            entry.weight_or_hash
+        }
+    }
+
     fn ghost_capacity(capacity: i64) -> usize {
         (capacity.clamp(1, MAX_SIZED_ENTRIES) as f64 * GHOST_PER_ENTRY)
             .round()
@@ -420,7 +544,7 @@ impl<K, V> Queues<K, V> {
     /// Counts a miss's hits in the two ghosts and says whether a ghost hit may go straight to
     /// main: only while ghost hits are [`GHOST_PROMOTION_RATIO`] times as frequent as main's
     /// evictions coming back.
-    fn ghost_hit_goes_to_main(&mut self, ghost_hit: bool, hash: u64, capacity: i64) -> bool {
+    fn ghost_hit_goes_to_main(&mut self, ghost_hit: bool, hash: u32, capacity: i64) -> bool {
         if ghost_hit {
             self.ghost_hits += 1.0;
         }
@@ -446,6 +570,7 @@ impl<K, V> Queues<K, V> {
     {
         let Queues {
             base,
+            weighted,
             small,
             main,
             small_weight,
@@ -456,9 +581,10 @@ impl<K, V> Queues<K, V> {
         if found.is_none() && !raw.behind_root(base, guard) {
             return;
         }
+        let weighted = *weighted;
         raw.rebase(base, found, guard, |translate| {
-            *small_weight -= retain_translated(small, &mut *translate);
-            *main_weight -= retain_translated(main, &mut *translate);
+            *small_weight -= retain_translated(small, weighted, &mut *translate);
+            *main_weight -= retain_translated(main, weighted, &mut *translate);
         });
         *cursor = 0;
     }
@@ -476,18 +602,22 @@ impl<K, V> Queues<K, V> {
             return;
         }
         stale_slots.store(0, Ordering::Relaxed);
-        self.small_weight -= retain_live(&mut self.small, &self.base, hand);
-        self.main_weight -= retain_live(&mut self.main, &self.base, hand);
+        self.small_weight -= retain_live(&mut self.small, self.weighted, &self.base, hand);
+        self.main_weight -= retain_live(&mut self.main, self.weighted, &self.base, hand);
         self.cursor = 0;
     }
 
     /// Folds an entry's hits into the sketch (and into the climber's hit-ratio estimate).
-    fn fold<S>(&mut self, found: &Found<'_, K, V>, hand: &Hand<'_, '_, K, V, S>)
+    fn fold<S>(&mut self, entry: Queued, found: &Found<'_, K, V>, hand: &Hand<'_, '_, K, V, S>)
     where
         K: Hash + Eq,
         S: BuildHasher,
     {
-        fold_hits(&mut self.sketch, &mut self.climber, found, hand);
+        let hits = found.take_hits();
+        if hits != 0 {
+            let hash = self.hash_of(entry, found, hand);
+            fold_hits(&mut self.sketch, &mut self.climber, hits, hash);
+        }
     }
 
     /// Moves the cursor over the next queued entries: folds their hits, and removes expired ones
@@ -496,31 +626,39 @@ impl<K, V> Queues<K, V> {
     fn advance_cursor<'g, S>(
         &mut self,
         hand: &Hand<'_, 'g, K, V, S>,
-        departed: &mut Vec<Departed<'g, K, V>>,
+        departed: &mut Departures<'g, K, V>,
     ) where
         K: Hash + Eq,
         S: BuildHasher,
     {
         let queued_len = self.small.len() + self.main.len();
         for _ in 0..CURSOR_STEPS.min(queued_len) {
-            self.cursor = (self.cursor + 1) % queued_len;
-            let slot = queued_at(&self.small, &self.main, self.cursor);
-            let Slot::Live(found) = hand.raw.resolve(&self.base, slot, hand.guard) else {
+            self.cursor += 1;
+            if self.cursor >= queued_len {
+                self.cursor = 0;
+            }
+            let entry = queued_at(&self.small, &self.main, self.cursor);
+            let Slot::Live(found) = hand.raw.resolve(&self.base, entry.slot, hand.guard) else {
                 continue;
             };
             if hand.expired(&found) {
                 hand.expire(&found, Freed::Pending, departed);
             } else {
-                fold_hits(&mut self.sketch, &mut self.climber, &found, hand);
+                self.fold(entry, &found, hand);
             }
         }
         // The next visits' entries are cold (each was queued long ago): start loading their
         // slots now, for the next admission. (Without it the cursor's loads were a third of the
         // admission path's samples on churn.) The visits above changed no queue, so
         // `queued_len` holds.
-        for step in 1..=CURSOR_STEPS.min(queued_len) {
-            let slot = queued_at(&self.small, &self.main, (self.cursor + step) % queued_len);
-            hand.raw.prefetch_slot(&self.base, slot);
+        let mut ahead = self.cursor;
+        for _ in 0..CURSOR_STEPS.min(queued_len) {
+            ahead += 1;
+            if ahead >= queued_len {
+                ahead = 0;
+            }
+            hand.raw
+                .prefetch_slot(&self.base, queued_at(&self.small, &self.main, ahead).slot);
         }
     }
 
@@ -607,39 +745,42 @@ impl<K, V> Queues<K, V> {
     /// The entry main would evict next: runs the CLOCK hand (entries with a non-zero count move
     /// to the back with the count decremented and their hits folded) and drops the entries of
     /// removed keys. The victim stays at the head.
-    fn main_victim<'g, S>(&mut self, hand: &Hand<'_, 'g, K, V, S>) -> Option<Found<'g, K, V>>
+    fn main_victim<'g, S>(
+        &mut self,
+        hand: &Hand<'_, 'g, K, V, S>,
+    ) -> Option<(Queued, Found<'g, K, V>)>
     where
         K: Hash + Eq,
         S: BuildHasher,
     {
         loop {
-            let &(head, weight) = self.main.front()?;
-            if let Some(&(next, _)) = self.main.get(1) {
-                hand.raw.prefetch_slot(&self.base, next); // the head after this one, cold like it
+            let &head = self.main.front()?;
+            if let Some(&next) = self.main.get(1) {
+                self.prefetch(next, hand); // the head after this one, cold like it
             }
-            let found = match hand.raw.resolve(&self.base, head, hand.guard) {
+            let found = match hand.raw.resolve(&self.base, head.slot, hand.guard) {
                 Slot::Live(found) => found,
                 gone => {
                     self.main.pop_front();
-                    self.main_weight -= u64::from(weight);
+                    self.main_weight -= u64::from(self.weight_of(head));
                     hand.drop_entry(gone);
                     continue;
                 }
             };
             let frequency = found.frequency();
             if frequency == 0 || hand.expired(&found) {
-                return Some(found);
+                return Some((head, found));
             }
-            let entry = self.main.pop_front().expect("just looked at it");
+            self.main.pop_front();
             found.set_frequency(frequency - 1);
-            self.fold(&found, hand);
-            self.main.push_back(entry);
+            self.fold(head, &found, hand);
+            self.main.push_back(head);
         }
     }
 
     /// TinyLFU admission of a candidate leaving small: yes while main has room, else only if the
     /// sketch rates it above main's next victim by more than the margin.
-    fn admit<S>(&mut self, candidate: u64, main_share: u64, hand: &Hand<'_, '_, K, V, S>) -> bool
+    fn admit<S>(&mut self, candidate: u32, main_share: u64, hand: &Hand<'_, '_, K, V, S>) -> bool
     where
         K: Hash + Eq,
         S: BuildHasher,
@@ -647,10 +788,11 @@ impl<K, V> Queues<K, V> {
         if self.main_weight < main_share {
             return true;
         }
-        let Some(victim) = self.main_victim(hand) else {
+        let Some((entry, victim)) = self.main_victim(hand) else {
             return true;
         };
-        let victim = self.sketch.estimate(hand.hash(&victim)) + u32::from(victim.hits());
+        let victim_hash = self.hash_of(entry, &victim, hand);
+        let victim = self.sketch.estimate(victim_hash) + u32::from(victim.hits());
         self.sketch.estimate(candidate) > victim + ADMISSION_MARGIN
     }
 
@@ -658,7 +800,7 @@ impl<K, V> Queues<K, V> {
     fn evict_while_over<'g, S>(
         &mut self,
         hand: &Hand<'_, 'g, K, V, S>,
-        departed: &mut Vec<Departed<'g, K, V>>,
+        departed: &mut Departures<'g, K, V>,
     ) where
         K: Hash + Eq,
         S: BuildHasher,
@@ -667,14 +809,15 @@ impl<K, V> Queues<K, V> {
             let small_share = self.small_target.round().max(1.0) as u64;
             let main_share = (hand.capacity.max(0) as u64).saturating_sub(small_share);
             if self.small_weight >= small_share || self.main.is_empty() {
-                let Some((candidate, weight)) = self.small.pop_front() else {
+                let Some(candidate) = self.small.pop_front() else {
                     return; // both queues empty: the excess is entries still being linked
                 };
-                if let Some(&(next, _)) = self.small.front() {
-                    hand.raw.prefetch_slot(&self.base, next); // the next admission's candidate
+                if let Some(&next) = self.small.front() {
+                    self.prefetch(next, hand); // the next admission's candidate
                 }
+                let weight = self.weight_of(candidate);
                 self.small_weight -= u64::from(weight);
-                let found = match hand.raw.resolve(&self.base, candidate, hand.guard) {
+                let found = match hand.raw.resolve(&self.base, candidate.slot, hand.guard) {
                     Slot::Live(found) => found,
                     gone => {
                         hand.drop_entry(gone);
@@ -685,23 +828,25 @@ impl<K, V> Queues<K, V> {
                 if hand.expired(&found) && hand.expire(&found, Freed::Reusable, departed) {
                     continue;
                 }
-                let hash = hand.hash(&found);
-                self.ghost.prefetch(hash); // most candidates are evicted into it
+                let hash = self.hash_of(candidate, &found, hand);
+                if self.weighted {
+                    self.ghost.prefetch(hash); // most candidates are evicted into it
+                }
                 self.count_small_departure(found.frequency() >= 1, hand.capacity);
                 let seen_before = found.frequency() >= 1 || self.sketch.estimate(hash) >= 2;
                 let promote = (seen_before && self.admit(hash, main_share, hand))
                     || self.main_weight < main_share;
-                self.fold(&found, hand);
+                self.fold(candidate, &found, hand);
                 if promote {
                     found.set_frequency(0);
                     self.main_weight += u64::from(weight);
-                    self.main.push_back((candidate, weight));
+                    self.main.push_back(candidate);
                 } else {
                     self.ghost.insert(hash, Self::ghost_capacity(hand.capacity));
                     hand.evict(&found, departed);
                 }
             } else {
-                let Some(victim) = self.main_victim(hand) else {
+                let Some((entry, victim)) = self.main_victim(hand) else {
                     continue;
                 };
                 if hand.expired(&victim) {
@@ -709,7 +854,7 @@ impl<K, V> Queues<K, V> {
                         continue; // a write replaced the expired value: look at the head again
                     }
                 } else {
-                    let hash = hand.hash(&victim);
+                    let hash = self.hash_of(entry, &victim, hand);
                     if is_main_ghost_sample(hash) {
                         let sampled =
                             Self::ghost_capacity(hand.capacity) / MAIN_GHOST_SAMPLE as usize;
@@ -717,11 +862,10 @@ impl<K, V> Queues<K, V> {
                     }
                     hand.evict(&victim, departed);
                 }
-                let (_, weight) = self
-                    .main
+                self.main
                     .pop_front()
                     .expect("main_victim leaves its victim at the head");
-                self.main_weight -= u64::from(weight);
+                self.main_weight -= u64::from(self.weight_of(entry));
             }
         }
     }
@@ -744,23 +888,24 @@ impl<K, V> Shard<K, V> {
     }
 }
 
-/// The slot index at `position` of `small` followed by `main` (the cursor's walk).
-fn queued_at(small: &VecDeque<Queued>, main: &VecDeque<Queued>, position: usize) -> u32 {
+/// The entry at `position` of `small` followed by `main` (the cursor's walk).
+fn queued_at(small: &VecDeque<Queued>, main: &VecDeque<Queued>, position: usize) -> Queued {
     match small.get(position) {
-        Some(&(slot, _)) => slot,
-        None => main[position - small.len()].0,
+        Some(&entry) => entry,
+        None => main[position - small.len()],
     }
 }
 
-/// Whether the main ghost keeps `hash` (bits the table, the tag and the shard do not use).
-fn is_main_ghost_sample(hash: u64) -> bool {
-    (hash >> 40) % MAIN_GHOST_SAMPLE == 0
+/// Whether the main ghost keeps `hash` (its top bits; the ghosts place hashes by spreading them).
+fn is_main_ghost_sample(hash: u32) -> bool {
+    u64::from(hash >> 29) % MAIN_GHOST_SAMPLE == 0
 }
 
 /// Keeps the entries of live keys, dropping (and freeing the slots of) the others; returns the
 /// weight dropped.
 fn retain_live<K, V, S>(
     queue: &mut VecDeque<Queued>,
+    weighted: bool,
     base: &QueueBase<K, V>,
     hand: &Hand<'_, '_, K, V, S>,
 ) -> u64
@@ -770,10 +915,14 @@ where
 {
     let mut dropped = 0;
     queue.retain(
-        |&(slot, weight)| match hand.raw.resolve(base, slot, hand.guard) {
+        |entry| match hand.raw.resolve(base, entry.slot, hand.guard) {
             Slot::Live(_) => true,
             gone => {
-                dropped += u64::from(weight);
+                dropped += if weighted {
+                    u64::from(entry.weight_or_hash)
+                } else {
+                    1
+                };
                 hand.drop_entry(gone);
                 false
             }
@@ -786,38 +935,30 @@ where
 /// returns the weight dropped.
 fn retain_translated(
     queue: &mut VecDeque<Queued>,
+    weighted: bool,
     translate: &mut dyn FnMut(u32) -> Option<u32>,
 ) -> u64 {
     let mut dropped = 0;
-    queue.retain_mut(|(slot, weight)| match translate(*slot) {
+    queue.retain_mut(|entry| match translate(entry.slot) {
         Some(moved) => {
-            *slot = moved;
+            entry.slot = moved;
             true
         }
         None => {
-            dropped += u64::from(*weight);
+            dropped += if weighted {
+                u64::from(entry.weight_or_hash)
+            } else {
+                1
+            };
             false
         }
     });
     dropped
 }
 
-/// Folds an entry's hits into the sketch and into the climber's counts (a free function so that
-/// it can borrow those two apart from the queue the entry sits in).
-fn fold_hits<K, V, S>(
-    sketch: &mut Sketch,
-    climber: &mut Climber,
-    found: &Found<'_, K, V>,
-    hand: &Hand<'_, '_, K, V, S>,
-) where
-    K: Hash + Eq,
-    S: BuildHasher,
-{
-    let hits = found.take_hits();
-    if hits == 0 {
-        return;
-    }
-    let hash = hand.hash(found);
+/// Folds `hits` of the key of `hash` into the sketch and into the climber's counts (a free
+/// function so that it can borrow those two apart from the queue the entry sits in).
+fn fold_hits(sketch: &mut Sketch, climber: &mut Climber, hits: u8, hash: u32) {
     for _ in 0..hits {
         sketch.increment(hash);
     }
@@ -879,12 +1020,6 @@ where
         self.now != 0 && crate::expiry::found_expired(found, self.now)
     }
 
-    /// The hash of `found`'s key (the node holds no copy of it: it is recomputed).
-    #[inline]
-    fn hash(&self, found: &Found<'_, K, V>) -> u64 {
-        self.raw.hash(found.key())
-    }
-
     /// The shard's weight: its live entries', every one of them queued.
     fn live_weight(&self) -> i64 {
         self.weight.load(Ordering::Acquire)
@@ -900,7 +1035,7 @@ where
     /// Evicts an entry whatever value it holds by now (eviction chose the entry, not a value),
     /// accounting for the exact weight of the value it removed; the caller drops its queue
     /// entry. False if someone else removed it first.
-    fn evict(&self, found: &Found<'g, K, V>, departed: &mut Vec<Departed<'g, K, V>>) -> bool {
+    fn evict(&self, found: &Found<'g, K, V>, departed: &mut Departures<'g, K, V>) -> bool {
         match self.raw.remove_current(found, Freed::Reusable, self.guard) {
             Some(removed) => self.departs(removed, RemovalCause::Evicted, departed),
             None => false,
@@ -915,7 +1050,7 @@ where
         &self,
         found: &Found<'g, K, V>,
         freed: Freed,
-        departed: &mut Vec<Departed<'g, K, V>>,
+        departed: &mut Departures<'g, K, V>,
     ) -> bool {
         self.raw.remove(found, freed, self.guard)
             && self.departs(*found, RemovalCause::Expired, departed)
@@ -925,14 +1060,11 @@ where
         &self,
         removed: Found<'g, K, V>,
         cause: RemovalCause,
-        departed: &mut Vec<Departed<'g, K, V>>,
+        departed: &mut Departures<'g, K, V>,
     ) -> bool {
         self.weight
             .fetch_sub(i64::from(removed.weight()), Ordering::AcqRel);
-        departed.push(Departed {
-            entry: removed,
-            cause,
-        });
+        departed.push(removed, cause);
         true
     }
 }

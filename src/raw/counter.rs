@@ -84,12 +84,21 @@ impl Counter {
 
     #[inline]
     pub(crate) fn add(&self, delta: isize) {
+        self.add_to_stripe(delta);
+    }
+
+    /// Adds `delta` and returns this thread's stripe afterwards (how many of the counts it made:
+    /// a cheap way to act once every so many).
+    #[inline]
+    pub(crate) fn add_to_stripe(&self, delta: isize) -> isize {
         let (index, owned) = thread_stripe();
         let stripe = &self.stripes[index];
         if owned {
-            stripe.store(stripe.load(Ordering::Relaxed) + delta, Ordering::Relaxed);
+            let value = stripe.load(Ordering::Relaxed) + delta;
+            stripe.store(value, Ordering::Relaxed);
+            value
         } else {
-            stripe.fetch_add(delta, Ordering::Relaxed);
+            stripe.fetch_add(delta, Ordering::Relaxed) + delta
         }
     }
 
@@ -115,12 +124,17 @@ impl<const N: usize> Counters<N> {
 
     #[inline]
     pub(crate) fn increment(&self, counter: usize) {
+        self.add(counter, 1);
+    }
+
+    #[inline]
+    pub(crate) fn add(&self, counter: usize, count: u64) {
         let (index, owned) = thread_stripe();
         let cell = &self.stripes[index][counter];
         if owned {
-            cell.store(cell.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
+            cell.store(cell.load(Ordering::Relaxed) + count, Ordering::Relaxed);
         } else {
-            cell.fetch_add(1, Ordering::Relaxed);
+            cell.fetch_add(count, Ordering::Relaxed);
         }
     }
 

@@ -18,9 +18,9 @@
 //!
 //! ## Resizing
 //!
-//! When a table's claimed slots (nodes and tombstones) reach 7/8 of it, a writer installs a
-//! successor (twice the size when it is half live or churns fast, else the same size, a rehash
-//! that drops the tombstones) in `next`. From then on:
+//! When a table's claimed slots (nodes and tombstones, counted in per-thread stripes) reach 7/8
+//! of it, a writer installs a successor (twice the size when 7/16 of it is live or it churns
+//! fast, else the same size, a rehash that drops the tombstones) in `next`. From then on:
 //!
 //! * Writers that need a slot (insert) first help copy: they claim chunks of groups and copy
 //!   them, then wait for the other helpers' chunks, and only then work in the successor. So
@@ -133,6 +133,8 @@ unsafe impl<K: Send + Sync, V: Send + Sync> Sync for QueueBase<K, V> {}
 pub(crate) struct RawTable<K, V, S> {
     root: Atomic<Table<K, V>>,
     len: Counter,
+    /// Keys linked so far (striped, like `len`): how fast a table churns.
+    inserts: Counter,
     hasher: S,
     /// Eviction shards whose queues index into the tables (0 without a policy).
     shards: usize,
@@ -146,8 +148,9 @@ impl<K, V, S> RawTable<K, V, S> {
     pub(crate) fn new(capacity: usize, hasher: S, shards: usize) -> Self {
         let groups = Table::<K, V>::groups_for(capacity).min(MAX_PRESIZED_GROUPS);
         RawTable {
-            root: Atomic::new(Table::new(groups, 0, shards)),
+            root: Atomic::new(Table::new(groups, 0, shards, 0)),
             len: Counter::new(),
+            inserts: Counter::new(),
             hasher,
             shards,
             insert_locks: (0..INSERT_STRIPES)
@@ -390,16 +393,19 @@ where
             let table = self.writable_table(guard);
             match table.find_free(hash, |k| k == key, guard) {
                 Ok(free) => match table.claim(&free, node, hash) {
-                    Claim::Linked => {
+                    Claim::Lost => {}
+                    linked => {
                         self.len.add(1);
+                        self.inserts.add(1);
+                        if linked == Claim::LinkedAtLimit {
+                            self.start_resize(table, guard);
+                        }
                         return Ok(Found {
                             table,
                             index: free.index,
                             node,
                         });
                     }
-                    Claim::Lost => {}
-                    Claim::Full => self.start_resize(table, guard),
                 },
                 Err(Some(existing)) => {
                     return Err(Rejected {
@@ -536,13 +542,21 @@ where
         table
     }
 
-    /// Installs a successor for `table` unless one exists: twice the size when half of it is
-    /// live or it churns fast, else the same size (a rehash that drops tombstones).
+    /// Installs a successor for `table` unless one exists: twice the size when 7/16 of its
+    /// slots are live or it churns fast, else the same size (a rehash that drops tombstones).
+    ///
+    /// It churns fast when it took fewer inserts since it was built than it has slots: a table
+    /// whose tombstones fill it that fast should grow rather than be rehashed (each rehash copies
+    /// every slot), and at a lower load removals leave far fewer tombstones (a removal in a group
+    /// that still has a never-used slot leaves none).
     fn start_resize(&self, table: &Table<K, V>, guard: &Guard) {
         if !table.next.load(Ordering::Acquire, guard).is_null() {
             return;
         }
-        let groups = if table.live_estimate() * 2 >= table.limit() || table.churns() {
+        let slots = table.slot_count();
+        let inserts = self.inserts.sum();
+        let churns = inserts.saturating_sub(table.created_at_insert) < slots;
+        let groups = if self.len() * 16 >= slots * 7 || churns {
             table.group_count() * 2
         } else {
             table.group_count()
@@ -550,7 +564,12 @@ where
         // The loser of a race drops its allocation.
         let _ = table.next.compare_exchange(
             Shared::null(),
-            Owned::new(Table::new(groups, table.generation + 1, self.shards)),
+            Owned::new(Table::new(
+                groups,
+                table.generation + 1,
+                self.shards,
+                inserts,
+            )),
             Ordering::AcqRel,
             Ordering::Acquire,
             guard,

@@ -134,10 +134,14 @@ mod pool {
     pub(super) fn take(layout: Layout) -> Option<NonNull<u8>> {
         POOL.try_with(|pool| {
             let mut pool = pool.borrow_mut();
-            pool.0
-                .iter_mut()
-                .find(|(kept, _)| *kept == layout)
-                .and_then(|(_, blocks)| blocks.pop())
+            let (_, blocks) = pool.0.iter_mut().find(|(kept, _)| *kept == layout)?;
+            let block = blocks.pop();
+            // The next write takes the next block, cold since its node was retired: start
+            // loading it now.
+            if let Some(next) = blocks.last() {
+                crate::raw::prefetch(next.as_ptr());
+            }
+            block
         })
         .ok()
         .flatten()

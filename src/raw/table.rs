@@ -62,6 +62,7 @@ use std::ops::Range;
 use crossbeam_epoch::{Atomic, Guard, Shared};
 use crossbeam_utils::CachePadded;
 
+use super::counter::Counter;
 use super::node::{Found, Node, EXTRAS};
 use crate::sync::{AtomicPtr, AtomicU64, AtomicU8, AtomicUsize, Ordering};
 
@@ -73,6 +74,15 @@ pub(super) const GROUP_SLOTS: usize = 6;
 const TAG_EMPTY: u8 = 0;
 /// Tag of a slot whose key was removed while its group was full (probes go on past it).
 const TAG_DELETED: u8 = 1;
+
+/// An insert compares the table's claimed slots with its limit when its own count of claims
+/// reaches a multiple of this (in a table of more than [`EXACT_GROUPS`] groups): the count is
+/// striped per thread, so that inserts and removals do not all write one shared cache line, and
+/// summing the stripes on every insert would cost more than it saves. The limit can be passed
+/// by this many claims per thread, well within the 1/8 of slots it leaves free.
+const CLAIMS_PER_CHECK: isize = 16;
+/// Tables this small check their limit on every claim.
+const EXACT_GROUPS: usize = 64;
 
 /// Tag word bytes that belong to slots (the top two bytes are unused).
 const SLOT_BYTES: u64 = (1 << (8 * GROUP_SLOTS)) - 1;
@@ -245,16 +255,16 @@ pub(super) enum Lookup<'g, K, V> {
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub(super) enum Claim {
     Linked,
+    /// Linked, and the table has reached its limit: the caller starts a resize.
+    LinkedAtLimit,
     /// Another thread claimed the slot first (or a copy moved it): look again.
     Lost,
-    /// The table is at its limit: resize.
-    Full,
 }
 
 /// Where [`Table::find_free`] says a new key can go.
 pub(super) struct Free {
     pub(super) index: usize,
-    /// The word is EMPTY (a claim adds to the claimed count), else TOMBSTONE.
+    /// The word is EMPTY, else TOMBSTONE.
     pub(super) never_used: bool,
 }
 
@@ -269,12 +279,6 @@ pub(crate) enum Freed {
 
 /// Counters written by writers, kept off the cache lines readers use.
 struct WriteState {
-    /// Slots whose word is not EMPTY: the fill level that triggers a resize.
-    claimed: AtomicUsize,
-    /// Slots left as tombstones (or pending).
-    tombstones: AtomicUsize,
-    /// Keys linked by inserts since the table was built (copies not counted).
-    inserts: AtomicUsize,
     /// Next group whose copy a helper may claim.
     copy_claim: AtomicUsize,
     /// Groups whose copy is finished; the copy is complete at `groups.len()`.
@@ -286,8 +290,13 @@ struct WriteState {
 
 pub(super) struct Table<K, V> {
     groups: Box<[Group<K, V>]>,
+    /// Slots whose word is not EMPTY (nodes, tombstones, pending and claims in progress),
+    /// striped per thread: the fill level that triggers a resize.
+    claimed: Counter,
     /// Most slots that may be claimed before the table is resized.
     limit: usize,
+    /// The raw table's insert count when this table was built (see `churns` in the parent).
+    pub(super) created_at_insert: usize,
     /// 0 for the first table, one more for each successor.
     pub(super) generation: u64,
     /// The successor while (and after) this table is copied; null otherwise.
@@ -297,12 +306,19 @@ pub(super) struct Table<K, V> {
 
 impl<K, V> Table<K, V> {
     /// A table of `groups` groups (at least one), `generation` resizes after the first, which
-    /// `shards` eviction shards index into.
-    pub(super) fn new(groups: usize, generation: u64, shards: usize) -> Self {
+    /// `shards` eviction shards index into, built when the raw table had taken
+    /// `created_at_insert` inserts.
+    pub(super) fn new(
+        groups: usize,
+        generation: u64,
+        shards: usize,
+        created_at_insert: usize,
+    ) -> Self {
         let groups = groups.max(1);
         let slots = groups * GROUP_SLOTS;
         Table {
             groups: new_groups(groups),
+            claimed: Counter::new(),
             // A one-group table (the smallest, as in the loom models) resizes at half full, so
             // that a resize stays a few inserts away; bigger ones at 7/8.
             limit: if groups == 1 {
@@ -310,12 +326,10 @@ impl<K, V> Table<K, V> {
             } else {
                 slots * 7 / 8
             },
+            created_at_insert,
             generation,
             next: Atomic::null(),
             state: CachePadded::new(WriteState {
-                claimed: AtomicUsize::new(0),
-                tombstones: AtomicUsize::new(0),
-                inserts: AtomicUsize::new(0),
                 copy_claim: AtomicUsize::new(0),
                 copy_done: AtomicUsize::new(0),
                 shard_holds: AtomicUsize::new(shards),
@@ -336,25 +350,6 @@ impl<K, V> Table<K, V> {
     #[inline]
     pub(super) fn slot_count(&self) -> usize {
         self.groups.len() * GROUP_SLOTS
-    }
-
-    /// A live-entry estimate: claimed slots less tombstones.
-    pub(super) fn live_estimate(&self) -> usize {
-        let claimed = self.state.claimed.load(Ordering::Relaxed);
-        claimed.saturating_sub(self.state.tombstones.load(Ordering::Relaxed))
-    }
-
-    #[inline]
-    pub(super) fn limit(&self) -> usize {
-        self.limit
-    }
-
-    /// Whether the table took fewer inserts since it was built than it has slots: one whose
-    /// tombstones use up its never-used slots that fast should grow rather than be rehashed
-    /// (each rehash copies every slot), and at a lower load removals leave far fewer
-    /// tombstones (a removal in a group that still has a never-used slot leaves none).
-    pub(super) fn churns(&self) -> bool {
-        self.state.inserts.load(Ordering::Relaxed) < self.slot_count()
     }
 
     /// Takes one eviction shard's hold; true for the last, whose caller retires the table.
@@ -522,11 +517,9 @@ impl<K, V> Table<K, V> {
         free.ok_or(None)
     }
 
-    /// Links `node` at the free slot `free` found for it, with a fresh policy byte.
+    /// Links `node` at the free slot `free` found for it, with a fresh policy byte; `Lost` if
+    /// another thread claimed the slot first (or a copy moved it), and the caller must look again.
     pub(super) fn claim(&self, free: &Free, node: Shared<'_, Node<K, V>>, hash: u64) -> Claim {
-        if free.never_used && !self.reserve() {
-            return Claim::Full;
-        }
         let expected = if free.never_used {
             Word::Empty
         } else {
@@ -546,30 +539,24 @@ impl<K, V> Table<K, V> {
             )
             .is_ok();
         if !linked {
-            if free.never_used {
-                self.state.claimed.fetch_sub(1, Ordering::Relaxed);
-            }
             return Claim::Lost;
         }
-        if !free.never_used {
-            self.state.tombstones.fetch_sub(1, Ordering::Relaxed);
-        }
-        self.state.inserts.fetch_add(1, Ordering::Relaxed);
         // (The previous key's state may be left in it; the tag's release publishes this one.)
         self.policy(free.index).store(0, Ordering::Relaxed);
         self.set_tag(free.index, tag_of(hash));
-        Claim::Linked
+        if free.never_used && self.count_claim() {
+            Claim::LinkedAtLimit
+        } else {
+            Claim::Linked
+        }
     }
 
-    /// Reserves room for one more claimed slot; false when the table must be resized first.
-    fn reserve(&self) -> bool {
-        let claimed = &self.state.claimed;
-        if claimed.fetch_add(1, Ordering::Relaxed) < self.limit {
-            true
-        } else {
-            claimed.fetch_sub(1, Ordering::Relaxed);
-            false
-        }
+    /// Counts a claimed never-used slot; true if the table is now at its limit (checked once
+    /// every [`CLAIMS_PER_CHECK`] claims of this thread, or always in a small table).
+    fn count_claim(&self) -> bool {
+        let mine = self.claimed.add_to_stripe(1);
+        (self.groups.len() <= EXACT_GROUPS || mine % CLAIMS_PER_CHECK == 0)
+            && self.claimed.sum() >= self.limit
     }
 
     /// Writes the tag byte of slot `index`. Only the thread that owns the slot's current state
@@ -669,9 +656,6 @@ impl<K, V> Table<K, V> {
             (false, Freed::Reusable) => Word::Tombstone,
             (false, Freed::Pending) => Word::Pending,
         };
-        if !as_new {
-            self.state.tombstones.fetch_add(1, Ordering::Relaxed);
-        }
         word.store(end.encode(), Ordering::Release);
         Ok(taken)
     }
@@ -683,9 +667,6 @@ impl<K, V> Table<K, V> {
             Word::Pending
         ));
         let as_new = self.clear_tag(index, true);
-        if as_new {
-            self.state.tombstones.fetch_sub(1, Ordering::Relaxed);
-        }
         let end = if as_new { Word::Empty } else { Word::Tombstone };
         // A copy can meet the slot only as PENDING or as what it becomes here.
         let _ = self.word(index).compare_exchange(
@@ -697,26 +678,26 @@ impl<K, V> Table<K, V> {
     }
 
     /// Writes the tag of a slot being freed: EMPTY (returning true) if `may_be_new` and the
-    /// group shows another never-used slot, in the same compare-and-swap, else DELETED. EMPTY
-    /// takes the slot off the claimed count.
+    /// group shows another never-used slot, in the same compare-and-swap, else DELETED.
     fn clear_tag(&self, index: usize, may_be_new: bool) -> bool {
         let shift = 8 * (index % GROUP_SLOTS);
         let tags = &self.groups[index / GROUP_SLOTS].tags;
         let mut current = tags.load(Ordering::Relaxed);
-        let as_new = loop {
+        loop {
             let others_empty = zero_bytes(current) & SLOT_BYTES & !(0x80 << shift) != 0;
             let as_new = may_be_new && others_empty;
             let tag = if as_new { TAG_EMPTY } else { TAG_DELETED };
             let new = (current & !(0xFF << shift)) | u64::from(tag) << shift;
             match tags.compare_exchange_weak(current, new, Ordering::AcqRel, Ordering::Relaxed) {
-                Ok(_) => break as_new,
+                Ok(_) => {
+                    if as_new {
+                        self.claimed.add(-1);
+                    }
+                    break as_new;
+                }
                 Err(actual) => current = actual,
             }
-        };
-        if as_new {
-            self.state.claimed.fetch_sub(1, Ordering::Relaxed);
         }
-        as_new
     }
 
     /// Claims the next chunk of groups to copy; `None` when every chunk has been claimed.
@@ -813,9 +794,9 @@ impl<K, V> Table<K, V> {
     }
 
     /// Links a node copied from the predecessor, with its policy byte, and returns its slot.
-    /// Only copies write to a table while its predecessor is being copied, and the predecessor
-    /// held no more nodes than this table can take below its limit, so a never-used slot is
-    /// always found.
+    /// Only copies write to a table while its predecessor is being copied, and a resize keeps
+    /// the size only when fewer than 7/16 of the slots are live (and grows it for a table over
+    /// its limit), so a never-used slot is always found.
     fn link_copy(
         &self,
         node: Shared<'_, Node<K, V>>,
@@ -823,7 +804,7 @@ impl<K, V> Table<K, V> {
         policy: u8,
         _guard: &Guard,
     ) -> usize {
-        self.state.claimed.fetch_add(1, Ordering::Relaxed);
+        self.claimed.add(1);
         let mut group = self.home(hash);
         for _ in 0..self.groups.len() {
             let g = &self.groups[group];
