@@ -806,7 +806,8 @@ impl<K, V> Queues<K, V> {
         S: BuildHasher,
     {
         while hand.live_weight() > hand.capacity {
-            let small_share = self.small_target.round().max(1.0) as u64;
+            // (Rounded by hand: `f64::round` is a library call, and this runs on every miss.)
+            let small_share = ((self.small_target + 0.5) as u64).max(1);
             let main_share = (hand.capacity.max(0) as u64).saturating_sub(small_share);
             if self.small_weight >= small_share || self.main.is_empty() {
                 let Some(candidate) = self.small.pop_front() else {
@@ -889,6 +890,7 @@ impl<K, V> Shard<K, V> {
 }
 
 /// The entry at `position` of `small` followed by `main` (the cursor's walk).
+#[inline]
 fn queued_at(small: &VecDeque<Queued>, main: &VecDeque<Queued>, position: usize) -> Queued {
     match small.get(position) {
         Some(&entry) => entry,

@@ -23,42 +23,76 @@ pub(crate) const OWNED: usize = 0;
 /// Stripes per counter: the owned ones and the shared one.
 pub(crate) const STRIPES: usize = OWNED + 1;
 
-/// This thread's stripe: `(index, owned)`.
+/// This thread's stripe: `(index, owned)`. The index is cached in a thread-local that needs
+/// no destructor, which the compiler reads with one load; only a thread's first call takes an
+/// index from the pool (and registers the destructor that gives it back).
 #[cfg(not(loom))]
 #[inline]
 pub(crate) fn thread_stripe() -> (usize, bool) {
+    let index = stripe::INDEX.with(std::cell::Cell::get);
+    if index != stripe::UNSET {
+        return (index, index < OWNED);
+    }
+    stripe::take()
+}
+
+#[cfg(not(loom))]
+mod stripe {
+    use std::cell::Cell;
     use std::sync::Mutex;
+
+    use super::OWNED;
+
+    /// No index yet.
+    pub(super) const UNSET: usize = usize::MAX;
+
+    thread_local! {
+        /// This thread's index, or `UNSET`; `OWNED` (shared) once the thread has given it back.
+        pub(super) static INDEX: Cell<usize> = const { Cell::new(UNSET) };
+        static OWNER: Owner = Owner::take();
+    }
 
     /// Indexes released by threads that exited, and the next never-used one.
     static POOL: Mutex<(Vec<usize>, usize)> = Mutex::new((Vec::new(), 0));
 
-    struct Owned(usize);
-    impl Owned {
-        fn take() -> Owned {
+    /// The thread's hold on its index: returns it to the pool when the thread exits.
+    struct Owner(usize);
+
+    impl Owner {
+        fn take() -> Owner {
             let mut pool = POOL.lock().unwrap_or_else(|e| e.into_inner());
             if let Some(index) = pool.0.pop() {
-                return Owned(index);
+                return Owner(index);
             }
             let index = pool.1;
             pool.1 = (index + 1).min(OWNED);
-            Owned(index)
+            Owner(index)
         }
     }
-    impl Drop for Owned {
+
+    impl Drop for Owner {
         fn drop(&mut self) {
+            // Whatever runs later on this thread (other thread-locals' destructors) shares.
+            INDEX.with(|index| index.set(OWNED));
             if self.0 < OWNED {
                 let mut pool = POOL.lock().unwrap_or_else(|e| e.into_inner());
                 pool.0.push(self.0);
             }
         }
     }
-    thread_local! {
-        static STRIPE: Owned = Owned::take();
+
+    /// A thread's first call: takes an index (or shares, if the thread is exiting).
+    #[cold]
+    pub(super) fn take() -> (usize, bool) {
+        let index = OWNER.try_with(|owner| owner.0).unwrap_or(OWNED);
+        INDEX.with(|cached| {
+            if cached.get() == UNSET {
+                cached.set(index);
+            }
+        });
+        let index = INDEX.with(Cell::get);
+        (index, index < OWNED)
     }
-    // A thread whose stripe was already released (a destructor running at thread exit) shares.
-    STRIPE
-        .try_with(|s| (s.0, s.0 < OWNED))
-        .unwrap_or((OWNED, false))
 }
 
 /// Under loom every thread shares the one stripe (with `fetch_add`).

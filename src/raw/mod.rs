@@ -422,6 +422,7 @@ where
     /// Where slot `index` of `table` leads now, for an eviction queue (or a writer that lost a
     /// race and looks again): through a copy in progress (helped to its end) and any resizes
     /// since, to the live node, a pending slot, or nothing.
+    #[inline(never)]
     fn resolve_at<'g>(
         &self,
         table: &'g Table<K, V>,
@@ -452,6 +453,7 @@ where
 
     /// Where a queue entry of `base` (its slot index there) leads now. The caller is the shard
     /// that owns `base`, under its lock.
+    #[inline]
     pub(crate) fn resolve<'g>(
         &self,
         base: &QueueBase<K, V>,
@@ -461,11 +463,20 @@ where
         // SAFETY: the shard's hold keeps its base allocated, and `guard` is held for 'g, through
         // which the base would be retired once the shard lets go of it.
         let table = unsafe { base.table.as_ref() };
-        self.resolve_at(table, index as usize, guard)
+        let index = index as usize;
+        // The common case inline (the key's node, in the base), the rest out of line.
+        match table.load(index, guard) {
+            Word::Node {
+                node,
+                frozen: false,
+            } => Slot::Live(Found { table, index, node }),
+            _ => self.resolve_at(table, index, guard),
+        }
     }
 
     /// Starts loading the cache line of a queue entry's slot, for a hand that will visit it soon
     /// (queue heads are cold: they were queued a whole queue length ago).
+    #[inline]
     pub(crate) fn prefetch_slot(&self, base: &QueueBase<K, V>, index: u32) {
         // SAFETY: as in `resolve`; the line is only prefetched.
         unsafe { base.table.as_ref() }.prefetch(index as usize);
