@@ -228,7 +228,11 @@ where
     }
 
     /// Tells the listener and the statistics about entries that left the cache.
+    #[inline]
     fn depart(&self, departed: Departures<'_, K, V>) {
+        if departed.is_empty() {
+            return;
+        }
         let ([evicted, expired, removed], listened) = departed.into_parts();
         for (stat, count) in [
             (Stat::Eviction, evicted),

@@ -109,6 +109,12 @@ impl<'g, K, V> Departures<'g, K, V> {
         }
     }
 
+    /// Whether nothing left.
+    #[inline]
+    pub(crate) fn is_empty(&self) -> bool {
+        self.counts == [0; 3] && self.listened.is_empty()
+    }
+
     /// `(evictions, expirations, removals)`, and the departures the listener is to hear of.
     pub(crate) fn into_parts(self) -> ([u32; 3], Vec<Departed<'g, K, V>>) {
         (self.counts, self.listened)

@@ -53,30 +53,37 @@ impl Sketch {
         let spread = spread(hash);
         let block = (spread & self.mask) as usize;
         let high = spread >> 32;
-        let positions = std::array::from_fn(|i| {
+        let position = |i: usize| {
             let word = 2 * i + ((high >> i) & 1) as usize;
             let shift = (((high >> (8 + 4 * i)) & 15) * 4) as u32;
             (word, shift)
-        });
-        (block, positions)
+        };
+        (block, [position(0), position(1), position(2), position(3)])
     }
 
     /// How often `hash` was seen (an over-estimate, 0..=15).
+    #[inline]
     pub(super) fn estimate(&self, hash: u32) -> u32 {
         let (block, positions) = self.positions(hash);
         let words = &self.blocks[block].0;
-        positions
-            .iter()
-            .map(|&(word, shift)| ((words[word] >> shift) & 15) as u32)
-            .min()
-            .unwrap_or(0)
+        let count = |(word, shift): (usize, u32)| ((words[word] >> shift) & 15) as u32;
+        count(positions[0])
+            .min(count(positions[1]))
+            .min(count(positions[2]))
+            .min(count(positions[3]))
     }
 
     pub(super) fn increment(&mut self, hash: u32) {
         let (block, positions) = self.positions(hash);
         let words = &mut self.blocks[block].0;
-        let counts = positions.map(|(word, shift)| (words[word] >> shift) & 15);
-        let min = counts.iter().copied().min().unwrap_or(0);
+        let count = |words: &[u64; 8], (word, shift): (usize, u32)| (words[word] >> shift) & 15;
+        let counts = [
+            count(words, positions[0]),
+            count(words, positions[1]),
+            count(words, positions[2]),
+            count(words, positions[3]),
+        ];
+        let min = counts[0].min(counts[1]).min(counts[2]).min(counts[3]);
         if min < 15 {
             for (&(word, shift), &count) in positions.iter().zip(&counts) {
                 if count == min {

@@ -111,15 +111,54 @@ mod pool {
 
     use super::kept_per_layout;
 
-    /// This thread's free blocks, by layout (a program has few node layouts: a short list).
-    struct Pool(Vec<(Layout, Vec<NonNull<u8>>)>);
+    /// Size classes found by index (align at most 8, size a multiple of 8 up to this): every
+    /// node of a cache of small keys and values. Other layouts go to a short list.
+    const CLASSES: usize = 32;
+
+    /// This thread's free blocks, by layout.
+    struct Pool {
+        classes: [Vec<NonNull<u8>>; CLASSES],
+        /// Blocks of the other layouts (a program has few: a short list).
+        others: Vec<(Layout, Vec<NonNull<u8>>)>,
+    }
+
+    /// The class of a layout that has one; computed at compile time for a node type.
+    #[inline]
+    fn class(layout: Layout) -> Option<usize> {
+        let size = layout.size();
+        (layout.align() <= 8 && size % 8 == 0 && (8..=8 * CLASSES).contains(&size))
+            .then(|| size / 8 - 1)
+    }
+
+    impl Pool {
+        #[inline]
+        fn blocks(&mut self, layout: Layout) -> &mut Vec<NonNull<u8>> {
+            if let Some(class) = class(layout) {
+                return &mut self.classes[class];
+            }
+            let index = match self.others.iter().position(|(kept, _)| *kept == layout) {
+                Some(index) => index,
+                None => {
+                    self.others.push((layout, Vec::new()));
+                    self.others.len() - 1
+                }
+            };
+            &mut self.others[index].1
+        }
+    }
 
     impl Drop for Pool {
         fn drop(&mut self) {
-            for (layout, blocks) in self.0.drain(..) {
+            let classes = self.classes.iter_mut().enumerate().map(|(class, blocks)| {
+                let layout = Layout::from_size_align(8 * (class + 1), 8).expect("a valid layout");
+                (layout, std::mem::take(blocks))
+            });
+            let others = std::mem::take(&mut self.others);
+            for (layout, blocks) in classes.collect::<Vec<_>>().into_iter().chain(others) {
                 for block in blocks {
                     // SAFETY: every block was allocated by the global allocator with `layout`
-                    // and is owned by the pool alone.
+                    // (blocks are filed by layout, a class holding a single one) and is owned by
+                    // the pool alone.
                     unsafe { std::alloc::dealloc(block.as_ptr(), layout) };
                 }
             }
@@ -127,14 +166,20 @@ mod pool {
     }
 
     thread_local! {
-        static POOL: RefCell<Pool> = const { RefCell::new(Pool(Vec::new())) };
+        static POOL: RefCell<Pool> = const {
+            RefCell::new(Pool {
+                classes: [const { Vec::new() }; CLASSES],
+                others: Vec::new(),
+            })
+        };
     }
 
     /// A free block of `layout`, if this thread keeps one.
+    #[inline]
     pub(super) fn take(layout: Layout) -> Option<NonNull<u8>> {
         POOL.try_with(|pool| {
             let mut pool = pool.borrow_mut();
-            let (_, blocks) = pool.0.iter_mut().find(|(kept, _)| *kept == layout)?;
+            let blocks = pool.blocks(layout);
             let block = blocks.pop();
             // The next write takes the next block, cold since its node was retired: start
             // loading it now.
@@ -150,28 +195,16 @@ mod pool {
     /// How many free blocks of `layout` this thread keeps.
     #[cfg(test)]
     pub(super) fn kept(layout: Layout) -> usize {
-        POOL.with(|pool| {
-            let pool = pool.borrow();
-            pool.0
-                .iter()
-                .find(|(kept, _)| *kept == layout)
-                .map_or(0, |(_, blocks)| blocks.len())
-        })
+        POOL.with(|pool| pool.borrow_mut().blocks(layout).len())
     }
 
     /// Keeps `block` (free memory of `layout` from the global allocator); hands it back if this
     /// thread keeps enough already, or is exiting.
+    #[inline]
     pub(super) fn keep(layout: Layout, block: NonNull<u8>) -> Result<(), NonNull<u8>> {
         POOL.try_with(|pool| {
             let mut pool = pool.borrow_mut();
-            let index = match pool.0.iter().position(|(kept, _)| *kept == layout) {
-                Some(index) => index,
-                None => {
-                    pool.0.push((layout, Vec::new()));
-                    pool.0.len() - 1
-                }
-            };
-            let blocks = &mut pool.0[index].1;
+            let blocks = pool.blocks(layout);
             if blocks.len() < kept_per_layout(layout) {
                 blocks.push(block);
                 Ok(())
