@@ -1,12 +1,14 @@
-//! loom models of the value-level compare-and-swap: one winner per version, and reads never torn.
+//! loom models of the slot-level compare-and-swap: one winner per version, reads never torn,
+//! and no ABA when a replaced node's memory comes back in a new node at the same address.
 #![cfg(loom)]
 
 mod loom_support;
 
-use crossbeam_epoch::Collector;
-use loom::sync::Arc;
+use crossbeam_epoch::{Collector, Owned, Shared};
+use loom::sync::atomic::Ordering;
+use loom::sync::{Arc, Mutex};
 use loom::thread;
-use loom_support::{cache, run_model};
+use loom_support::{cache, flush, run_model};
 
 /// Two threads CAS from the same version: exactly one wins, and the winner's value and version
 /// are what the key holds.
@@ -69,6 +71,34 @@ fn gets_during_cas_is_never_torn() {
     });
 }
 
+/// Negative control for `gets` during CAS: a read written as `get` for the value, then `gets`
+/// for the version, pairs a value with a later value's version; loom must find that.
+#[test]
+#[should_panic(expected = "came with another value's version")]
+fn negative_control_value_and_version_read_apart_are_torn() {
+    run_model("negative_torn_gets", 2, || {
+        let collector = Collector::new();
+        let cache = Arc::new(cache::<(u64, u64)>(&collector));
+        let v0 = cache.insert(1, (0, 0));
+        let writer = {
+            let cache = cache.clone();
+            thread::spawn(move || {
+                let v1 = cache.compare_and_swap(&1, v0, (1, 1)).unwrap();
+                let v2 = cache.compare_and_swap(&1, v1, (2, 2)).unwrap();
+                [v0, v1, v2]
+            })
+        };
+        // Broken: two reads.
+        let value = cache.get(&1).unwrap();
+        let (_, version) = cache.gets(&1).unwrap();
+        let versions = writer.join().unwrap();
+        assert_eq!(
+            version, versions[value.0 as usize],
+            "value {value:?} came with another value's version"
+        );
+    });
+}
+
 /// Negative control: a "compare-and-swap" written as check-then-insert loses an update, and loom
 /// must find the interleaving (this fails if loom cannot see the crate's or crossbeam's atomics).
 #[test]
@@ -95,5 +125,134 @@ fn negative_control_check_then_insert_loses_updates() {
         }
         // Both threads think they incremented from 0 only if they interleaved.
         assert_eq!(cache.get(&1), Some(2), "lost update");
+    });
+}
+
+/// A CAS from version 1 races a thread that replaces the node, lets the collector free it, and
+/// writes again. The crate recycles a retired node's memory into the next node its thread
+/// allocates (under loom too), so the second write's node can sit at the address the CAS loaded.
+/// The slot's compare-exchange compares addresses; what makes it safe is that the CAS checks the
+/// version and swaps under one epoch guard, so the node it loaded cannot be freed, let alone
+/// reused, before its swap. Whatever the interleaving, the last write wins and the CAS from
+/// version 1 never lands on a later node.
+#[test]
+fn cas_vs_replace_that_reuses_the_node_address() {
+    run_model("cas_vs_recycled_replace", 2, || {
+        let collector = Collector::new();
+        let cache = Arc::new(cache::<u64>(&collector));
+        let v1 = cache.insert(1, 1);
+        let replacer = {
+            let cache = cache.clone();
+            let collector = collector.clone();
+            thread::spawn(move || {
+                cache.insert(1, 2);
+                flush(&collector);
+                cache.insert(1, 3)
+            })
+        };
+        let cas = cache.compare_and_swap(&1, v1, 100);
+        let v3 = replacer.join().unwrap();
+        assert_eq!(
+            cache.gets(&1),
+            Some((3, v3)),
+            "a CAS from version 1 landed on a later node ({cas:?})"
+        );
+    });
+}
+
+/// A node of the negative control's hand-written slot.
+struct VersionedNode {
+    version: u64,
+}
+
+/// Negative control for the model above: the same race against a hand-written slot whose CAS
+/// checks the version under one pin and swaps under another, trusting the node if the slot
+/// still points at the same address. The replacer frees the old node through the epoch
+/// collector into a free list and takes its memory for its next node, so loom must find the
+/// interleaving where the CAS lands on that reused node (the ABA). This also shows loom sees
+/// crossbeam-epoch's atomics: without them the memory would never come back in the window.
+#[test]
+#[should_panic(expected = "ABA")]
+fn negative_control_cas_across_two_pins_lands_on_a_reused_node() {
+    run_model("negative_cas_across_two_pins", 2, || {
+        let collector = Collector::new();
+        let slot = Arc::new(crossbeam_epoch::Atomic::new(VersionedNode { version: 1 }));
+        // Addresses of freed nodes' memory, taken by the next node the replacer makes.
+        let free: Arc<Mutex<Vec<usize>>> = Arc::new(Mutex::new(Vec::new()));
+        let replacer = {
+            let (slot, free, collector) = (slot.clone(), free.clone(), collector.clone());
+            thread::spawn(move || {
+                let handle = collector.register();
+                {
+                    let guard = handle.pin();
+                    let old = slot.swap(
+                        Owned::new(VersionedNode { version: 2 }),
+                        Ordering::AcqRel,
+                        &guard,
+                    );
+                    let (old, free) = (old.as_raw() as usize, free.clone());
+                    // SAFETY: `old` is unreachable from the slot; once no pinned thread can
+                    // see it, its memory goes to the free list with its value dropped (a
+                    // `VersionedNode` has no drop glue).
+                    unsafe { guard.defer_unchecked(move || free.lock().unwrap().push(old)) };
+                }
+                for _ in 0..3 {
+                    handle.pin().flush();
+                }
+                let guard = handle.pin();
+                let reused = free.lock().unwrap().pop();
+                let node = match reused {
+                    Some(address) => {
+                        let node = address as *mut VersionedNode;
+                        // SAFETY: the block is a freed `VersionedNode` allocation that only this
+                        // thread owns now.
+                        unsafe { node.write(VersionedNode { version: 3 }) };
+                        Shared::from(node as *const VersionedNode)
+                    }
+                    None => Owned::new(VersionedNode { version: 3 }).into_shared(&guard),
+                };
+                let old = slot.swap(node, Ordering::AcqRel, &guard);
+                // SAFETY: unreachable from the slot now.
+                unsafe { guard.defer_destroy(old) };
+            })
+        };
+        // Broken CAS from version 1: check under one pin, swap under another.
+        let handle = collector.register();
+        let (checked, address) = {
+            let guard = handle.pin();
+            let current = slot.load(Ordering::Acquire, &guard);
+            // SAFETY: pinned; the slot always holds a node.
+            (unsafe { current.deref() }.version == 1, current.as_raw())
+        };
+        let mut landed = false;
+        if checked {
+            let guard = handle.pin();
+            let current = slot.load(Ordering::Acquire, &guard);
+            if current.as_raw() == address {
+                let new = Owned::new(VersionedNode { version: 100 });
+                if let Ok(_) =
+                    slot.compare_exchange(current, new, Ordering::AcqRel, Ordering::Acquire, &guard)
+                {
+                    // SAFETY: unreachable from the slot now.
+                    unsafe { guard.defer_destroy(current) };
+                    landed = true;
+                }
+            }
+        }
+        replacer.join().unwrap();
+        drop(handle);
+        // SAFETY: every thread is done; the slot's node is owned by the slot alone.
+        let guard = unsafe { crossbeam_epoch::unprotected() };
+        let last = slot.swap(Shared::null(), Ordering::AcqRel, guard);
+        // SAFETY: `last` is the slot's node, unreachable now and owned here.
+        let last_version = unsafe { last.into_owned() }.version;
+        for address in free.lock().unwrap().drain(..) {
+            // SAFETY: a freed node's block nobody took: its allocation is ours to release.
+            drop(unsafe { Box::from_raw(address as *mut std::mem::MaybeUninit<VersionedNode>) });
+        }
+        assert!(
+            !(landed && last_version == 100),
+            "ABA: a CAS from version 1 landed on the version-3 node at the same address"
+        );
     });
 }

@@ -212,6 +212,38 @@ fn expiry_sweep_vs_store_over_the_expired_value() {
     });
 }
 
+/// Negative control for the sweep: a sweep written as "the key reads as expired, so delete the
+/// key" removes whatever the key holds by then, and loom must find the acknowledged `add` it
+/// takes with it.
+#[test]
+#[should_panic(expected = "an acknowledged add was swept away")]
+fn negative_control_sweep_that_deletes_by_key() {
+    run_model("negative_sweep_by_key", 2, || {
+        let collector = Collector::new();
+        let clock = MockClock::new();
+        let cache = Arc::new(clocked_cache(&collector, &clock));
+        cache.insert_with_ttl(1, 10, Duration::from_secs(1));
+        clock.advance(Duration::from_secs(1));
+        let adder = {
+            let cache = cache.clone();
+            thread::spawn(move || cache.add(1, 20).is_ok())
+        };
+        // Broken sweep: judges the key, then removes by key.
+        if cache.get(&1).is_none() {
+            cache.delete(&1);
+        }
+        assert!(
+            adder.join().unwrap(),
+            "the old value had expired: add stores"
+        );
+        assert_eq!(
+            cache.get(&1),
+            Some(20),
+            "an acknowledged add was swept away"
+        );
+    });
+}
+
 /// Two admissions at once into a full cache. Each writer marks its new entry's weight unqueued
 /// before counting it, and the hand evicts only for queued weight; so a writer may leave the
 /// other's excess to it, but whichever finishes last sees every entry queued, and the cache ends

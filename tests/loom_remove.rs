@@ -117,3 +117,32 @@ fn negative_control_cas_by_insert_races_remove() {
         }
     });
 }
+
+/// Negative control for `remove_if_version`: written as `gets`, a version check, then a delete
+/// by key, it removes the entry the other thread re-added after the check; loom must find that.
+#[test]
+#[should_panic(expected = "the re-added entry survives")]
+fn negative_control_remove_if_version_by_check_then_delete() {
+    run_model("negative_check_then_delete", 2, || {
+        let collector = Collector::new();
+        let cache = Arc::new(cache::<u64>(&collector));
+        let old = cache.insert(1, 1);
+        let reinserter = {
+            let cache = cache.clone();
+            thread::spawn(move || {
+                cache.delete(&1);
+                cache.add(1, 2).unwrap()
+            })
+        };
+        // Broken: the version check and the removal are two steps.
+        if cache.gets(&1).map(|(_, v)| v) == Some(old) {
+            cache.delete(&1);
+        }
+        let new = reinserter.join().unwrap();
+        assert_eq!(
+            cache.gets(&1),
+            Some((2, new)),
+            "the re-added entry survives"
+        );
+    });
+}
