@@ -28,11 +28,13 @@ use cascache::{Cache, Expiry, Pinned, Version};
 /// Keys are the client's bytes.
 pub type Key = Box<[u8]>;
 
-/// Bytes an item takes in memory beyond its key and data, counted toward `-m`: cascache's entry
-/// record and value node (with this [`Item`]), the table slot, the eviction queue's slot and the
-/// allocator's headers and rounding. Measured as resident memory per item: 234 bytes beyond key
-/// and data for 500k items of 10-byte keys and values, 220 for 1M items of 100-byte values.
-pub const ITEM_OVERHEAD: usize = 224;
+/// Bytes an item takes in memory beyond its key and data, counted toward `-m`: cascache's node
+/// (version, key, this [`Item`], and the weight and deadline extension of a weighted cache), the
+/// key's and the data's own allocations, the table slot, the eviction queue's slot and the
+/// allocator's headers and rounding. Measured as resident memory per item beyond key and data
+/// for 1M items of 14-byte keys (`scripts/server/capacity.py` and its notes): 178 bytes with
+/// 10-byte values, 172 with 32-byte, 168 with 100-byte.
+pub const ITEM_OVERHEAD: usize = 176;
 
 /// The item was read by `get`, `gets`, `gat`, `touch` or `mg` (meta `h` flag).
 const FETCHED: u8 = 1;

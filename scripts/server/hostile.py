@@ -351,7 +351,7 @@ def main():
     def each(name, run, extra=(), mem_mb=64):
         """Runs scenario `run` on memcached, then on cascached; returns cascached's figures."""
         if only and name not in only:
-            return None
+            return None, None
         figs = {}
         for label, binary in (("memcached", MEMCACHED), ("cascached", args.bin)):
             server = Server(label, binary, mem_mb=mem_mb, extra=extra)

@@ -181,7 +181,11 @@ fn eviction_queues_follow_the_table_through_resizes() {
             if k % 3 == 0 {
                 cache.get(&(key + 1));
             }
-            cache.check_invariants();
+            // A check walks the table and the queues, ~0.6 s each under Miri: there, every
+            // sixth insert and each round's last.
+            if !cfg!(miri) || k % 6 == 5 {
+                cache.check_invariants();
+            }
         }
     }
     assert!(cache.weighted_size().0 <= 600);
