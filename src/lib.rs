@@ -52,12 +52,16 @@
 //!
 //! # Performance
 //!
-//! Reads take no lock and write no shared memory: a hash, a probe of one-byte tags, and two
-//! pointer loads. A write to an existing key allocates one value node and makes one
-//! compare-and-swap. The table is open-addressed and grows cooperatively: writers that need a
-//! slot while a resize runs copy chunks of it and wait for the copy to finish; readers and writes
-//! to existing keys never wait. Removed and replaced values are freed by
-//! epoch-based reclamation (crossbeam-epoch) once no reader can still see them.
+//! Reads take no lock and write no shared memory: a hash, one cache line of tags and slot
+//! pointers, and the entry's node. Each entry is one heap node (version, key, value), and every
+//! write publishes a new node with one compare-and-swap of its slot. So a write to an existing
+//! key clones the key into the new node: [`Cache::replace`], [`Cache::compare_and_swap`],
+//! [`Cache::update`], [`Cache::touch`] and [`Cache::get_and_touch`] need `K: Clone` (cheap for
+//! the usual keys; use `Arc<str>` or similar for large ones). The table is open-addressed and
+//! grows cooperatively: writers that need a slot while a resize runs copy chunks of it and wait
+//! for the copy to finish; readers and writes to existing keys never wait. Removed and replaced
+//! nodes are freed by epoch-based reclamation (crossbeam-epoch) once no reader can still see
+//! them.
 //!
 //! # memcached commands
 //!

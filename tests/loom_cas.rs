@@ -129,8 +129,10 @@ fn negative_control_check_then_insert_loses_updates() {
 }
 
 /// A CAS from version 1 races a thread that replaces the node, lets the collector free it, and
-/// writes again. The crate recycles a retired node's memory into the next node its thread
-/// allocates (under loom too), so the second write's node can sit at the address the CAS loaded.
+/// writes again. A freed node's memory comes back in the next allocation of its size (the
+/// crate's per-thread pool does that, and under loom, where the pool is bypassed so that the
+/// models stay deterministic, the system allocator's per-thread cache does: addresses recur
+/// within one execution), so the second write's node can sit at the address the CAS loaded.
 /// The slot's compare-exchange compares addresses; what makes it safe is that the CAS checks the
 /// version and swaps under one epoch guard, so the node it loaded cannot be freed, let alone
 /// reused, before its swap. Whatever the interleaving, the last write wins and the CAS from

@@ -244,10 +244,11 @@ fn negative_control_sweep_that_deletes_by_key() {
     });
 }
 
-/// Two admissions at once into a full cache. Each writer marks its new entry's weight unqueued
-/// before counting it, and the hand evicts only for queued weight; so a writer may leave the
-/// other's excess to it, but whichever finishes last sees every entry queued, and the cache ends
-/// within capacity with exactly one eviction per entry it could not keep.
+/// Two admissions at once into a full cache. Each writer links its new entry under the key's
+/// insert lock, then counts its weight, queues it and evicts in one hold of the shard's lock, so
+/// the hand only ever evicts for weight it can find in its queues: whichever writer takes the
+/// lock last sees both new entries, and the cache ends within capacity with exactly one
+/// eviction per entry it could not keep.
 #[test]
 fn concurrent_admissions_end_within_capacity() {
     run_model("concurrent_admissions", 2, || {

@@ -138,7 +138,7 @@ pub(crate) struct RawTable<K, V, S> {
     hasher: S,
     /// Eviction shards whose queues index into the tables (0 without a policy).
     shards: usize,
-    /// Serialize inserts of one key where no eviction shard's lock does ([`RawTable::lock_key`]).
+    /// Serialize inserts of one key ([`RawTable::lock_key`]).
     insert_locks: Box<[CachePadded<Mutex<()>>]>,
 }
 
@@ -377,9 +377,9 @@ where
     /// Links a new node for a key not live in the table. If the key is live, nothing is linked
     /// and the node comes back with the live entry.
     ///
-    /// The caller serializes inserts of one key (by its eviction shard's lock, or
-    /// [`RawTable::lock_key`]): a slot freed by a removal can be claimed again, so two
-    /// concurrent inserts of one key could otherwise both find it absent and link it twice.
+    /// The caller serializes inserts of one key with [`RawTable::lock_key`]: a slot freed by a
+    /// removal can be claimed again, so two concurrent inserts of one key could otherwise both
+    /// find it absent and link it twice.
     pub(crate) fn insert<'g>(
         &self,
         hash: u64,
@@ -516,19 +516,7 @@ where
         // Every table before `target` has been copied in full (a key is linked in, and the
         // root swings to, a table only once its predecessors' copies are complete), so all
         // their slots are final: MOVED, with the index they went to or none.
-        translate(&mut |index| {
-            let (mut table, mut index) = (from, index as usize);
-            while table.generation < target.generation {
-                match table.load(index, guard) {
-                    Word::Moved(Some(moved)) => {
-                        table = Self::next(table, guard)?;
-                        index = moved;
-                    }
-                    _ => return None,
-                }
-            }
-            u32::try_from(index).ok()
-        });
+        translate(&mut |index| Self::follow_moves(from, index as usize, target, guard));
         let mut passed = from;
         while passed.generation < target.generation {
             let next = Self::next(passed, guard).expect("tables up to the target are chained");
@@ -541,6 +529,46 @@ where
             passed = next;
         }
         base.table = NonNull::from(target);
+    }
+
+    /// Where slot `index` of `from` went in `target`, a later table, following the `MOVED`
+    /// indexes of every table in between (all copied in full, so their slots are final); `None`
+    /// if a copy dropped the slot.
+    fn follow_moves(
+        from: &Table<K, V>,
+        index: usize,
+        target: &Table<K, V>,
+        guard: &Guard,
+    ) -> Option<u32> {
+        let (mut table, mut index) = (from, index);
+        while table.generation < target.generation {
+            match table.load(index, guard) {
+                Word::Moved(Some(moved)) => {
+                    table = Self::next(table, guard)?;
+                    index = moved;
+                }
+                _ => return None,
+            }
+        }
+        u32::try_from(index).ok()
+    }
+
+    /// The slot index in `base`'s table of a key linked as `found`, for a shard that queues it
+    /// after linking it outside the shard's lock: the shard may have moved its base past the
+    /// table the key was linked in meanwhile. `None` if the copy dropped the slot (the key was
+    /// removed before it). `base` must not be behind `found` ([`QueueBase::is_behind`]).
+    pub(crate) fn index_in(
+        &self,
+        base: &QueueBase<K, V>,
+        found: &Found<'_, K, V>,
+        guard: &Guard,
+    ) -> Option<u32> {
+        // SAFETY: the shard's hold keeps its base allocated.
+        let target = unsafe { base.table.as_ref() };
+        debug_assert!(found.table.generation <= target.generation);
+        // Every table before the base has been copied in full (a shard's base is a table a key
+        // was linked in, or the root, and both come only after their predecessors' copies).
+        Self::follow_moves(found.table, found.index, target, guard)
     }
 
     /// The newest table, after helping finish every copy in progress on the way to it.

@@ -332,8 +332,9 @@ impl<'g, K, V> Found<'g, K, V> {
         }
     }
 
-    /// The slot the node was found in (an eviction queue's name for the key).
-    #[inline]
+    /// The slot the node was found in (an eviction queue's name for the key; queues take it
+    /// through [`RawTable::index_in`](super::RawTable::index_in)).
+    #[cfg(any(test, fuzzing))]
     pub(crate) fn index(&self) -> usize {
         self.index
     }

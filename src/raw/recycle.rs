@@ -10,22 +10,27 @@
 //!
 //! Blocks are kept per memory layout, so nodes of every cache and value type with the same
 //! size and alignment share them. A thread keeps at most [`kept_per_layout`] blocks per layout
-//! and frees the rest, and frees all of them when it exits. Under loom each model thread has a
-//! pool of its own (loom's thread locals), so the models see a retired node's address come back
-//! in a new node: the ABA that the epoch guard of a compare-and-swap must rule out.
+//! and frees the rest, and frees all of them when it exits. Under loom the pool is bypassed:
+//! the models check the protocols, not the allocator (a pool in loom's thread locals made a
+//! model fail loom's determinism check once in two runs). Freed memory still comes back at the
+//! same address there, from the system allocator's own per-thread cache.
 
+#[cfg(not(loom))]
 use std::alloc::Layout;
 use std::mem::MaybeUninit;
 use std::ptr::NonNull;
 
 /// Blocks a thread keeps per layout, at most.
+#[cfg(not(loom))]
 const KEPT_BLOCKS: usize = 256;
 /// Bytes a thread keeps per layout, at most (so values stored inline in big nodes do not make
 /// every thread hold megabytes).
+#[cfg(not(loom))]
 const KEPT_BYTES: usize = 16 << 10;
 
 /// How many free blocks of `layout` a thread keeps: 256 of the 48-byte nodes of a `u64` cache,
 /// 4 of a node holding a 4 KiB array.
+#[cfg(not(loom))]
 fn kept_per_layout(layout: Layout) -> usize {
     (KEPT_BYTES / layout.size().max(1)).clamp(1, KEPT_BLOCKS)
 }
@@ -37,6 +42,7 @@ pub(super) fn boxed<T>(value: T) -> Box<T> {
         std::mem::size_of::<T>() != 0,
         "nodes hold a version: never zero-sized"
     );
+    #[cfg(not(loom))]
     if let Some(block) = pool::take(Layout::new::<T>()) {
         let block = block.as_ptr().cast::<T>();
         // SAFETY: blocks in the pool were allocated by the global allocator with exactly
@@ -85,6 +91,7 @@ pub(super) unsafe fn release<T>(ptr: NonNull<T>) {
 ///
 /// `ptr` must be the `Box` allocation of a `T` holding no value, owned by nobody else.
 unsafe fn keep_or_free<T>(ptr: NonNull<T>) {
+    #[cfg(not(loom))]
     if pool::keep(Layout::new::<T>(), ptr.cast()).is_ok() {
         return;
     }
@@ -98,6 +105,7 @@ pub(super) fn kept<T>() -> usize {
     pool::kept(Layout::new::<T>())
 }
 
+#[cfg(not(loom))]
 mod pool {
     use std::alloc::Layout;
     use std::cell::RefCell;
@@ -159,18 +167,13 @@ mod pool {
         }
     }
 
-    const EMPTY: Pool = Pool {
-        classes: [const { Vec::new() }; CLASSES],
-        others: Vec::new(),
-    };
-
-    #[cfg(not(loom))]
     thread_local! {
-        static POOL: RefCell<Pool> = const { RefCell::new(EMPTY) };
-    }
-    #[cfg(loom)]
-    loom::thread_local! {
-        static POOL: RefCell<Pool> = RefCell::new(EMPTY);
+        static POOL: RefCell<Pool> = const {
+            RefCell::new(Pool {
+                classes: [const { Vec::new() }; CLASSES],
+                others: Vec::new(),
+            })
+        };
     }
 
     /// A free block of `layout`, if this thread keeps one.
