@@ -19,30 +19,11 @@ import os
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from mcproto import Conn, start_server, stop_server  # noqa: E402
+from mcproto import Conn, rss, start_server, stat, stop_server  # noqa: E402
 
 MEMCACHED = "/usr/bin/memcached"
 MIB = 1 << 20
 BATCH = 5_000
-
-
-def rss(pid):
-    with open("/proc/%d/status" % pid) as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) * 1024
-    raise RuntimeError("no VmRSS for %d" % pid)
-
-
-def stat(port, name):
-    conn = Conn(port)
-    raw, _ = conn.cmd(b"stats\r\n")
-    conn.close()
-    for line in raw.decode().split("\r\n"):
-        parts = line.split(" ")
-        if len(parts) == 3 and parts[1] == name:
-            return int(parts[2])
-    raise RuntimeError("no stat %s" % name)
 
 
 def fill(binary, mem_mb, value_size):

@@ -34,18 +34,10 @@ import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from mcproto import Conn, free_port, parse_replies, server_argv, wait_listening  # noqa: E402
+from mcproto import Conn, free_port, parse_replies, rss, server_argv, stat, wait_listening  # noqa: E402
 
 MEMCACHED = "/usr/bin/memcached"
 MIB = 1 << 20
-
-
-def rss(pid):
-    with open("/proc/%d/status" % pid) as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) * 1024
-    raise RuntimeError("no VmRSS for %d" % pid)
 
 
 def fds(pid):
@@ -66,14 +58,7 @@ class Server:
         return self.proc.pid
 
     def stat(self, name):
-        conn = Conn(self.port)
-        raw, _ = conn.cmd(b"stats\r\n")
-        conn.close()
-        for line in raw.decode().split("\r\n"):
-            parts = line.split(" ")
-            if len(parts) == 3 and parts[1] == name:
-                return int(parts[2])
-        return None
+        return stat(self.port, name)
 
     def stop(self):
         if self.proc.poll() is None:

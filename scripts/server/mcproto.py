@@ -31,6 +31,27 @@ def wait_listening(port, proc=None, timeout=10.0):
     raise RuntimeError("nothing listening on port %d after %.0fs" % (port, timeout))
 
 
+def rss(pid):
+    """Resident memory of process `pid`, in bytes."""
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) * 1024
+    raise RuntimeError("no VmRSS for %d" % pid)
+
+
+def stat(port, name):
+    """One counter of the server's `stats`, or None if it has no such counter."""
+    conn = Conn(port)
+    raw, _ = conn.cmd(b"stats\r\n")
+    conn.close()
+    for line in raw.decode().split("\r\n"):
+        parts = line.split(" ")
+        if len(parts) == 3 and parts[1] == name:
+            return int(parts[2])
+    return None
+
+
 def server_argv(binary, port, threads=2, mem_mb=64, extra=()):
     """memcached-style command line; memcached refuses to run as root without -u."""
     argv = [binary, "-p", str(port), "-l", "127.0.0.1", "-U", "0", "-t", str(threads),
