@@ -4,11 +4,12 @@
 
 mod loom_support;
 
+use cascache::{Cache, Version};
 use crossbeam_epoch::{Collector, Owned, Shared};
 use loom::sync::atomic::Ordering;
 use loom::sync::{Arc, Mutex};
 use loom::thread;
-use loom_support::{cache, flush, run_model};
+use loom_support::{cache, flush, run_model, FixedHasher};
 
 /// Two threads CAS from the same version: exactly one wins, and the winner's value and version
 /// are what the key holds.
@@ -45,6 +46,20 @@ fn two_cas_from_one_version_exactly_one_wins() {
     });
 }
 
+/// A thread that CASes key 1 from `(0, 0)` at `v0` to `(1, 1)`, then to `(2, 2)`, and returns
+/// the three versions, indexed by value.
+fn two_cas_writer(
+    cache: &Arc<Cache<u64, (u64, u64), FixedHasher>>,
+    v0: Version,
+) -> thread::JoinHandle<[Version; 3]> {
+    let cache = cache.clone();
+    thread::spawn(move || {
+        let v1 = cache.compare_and_swap(&1, v0, (1, 1)).unwrap();
+        let v2 = cache.compare_and_swap(&1, v1, (2, 2)).unwrap();
+        [v0, v1, v2]
+    })
+}
+
 /// `gets` racing two CAS: the value and version it returns always belong together.
 #[test]
 fn gets_during_cas_is_never_torn() {
@@ -52,14 +67,7 @@ fn gets_during_cas_is_never_torn() {
         let collector = Collector::new();
         let cache = Arc::new(cache::<(u64, u64)>(&collector));
         let v0 = cache.insert(1, (0, 0));
-        let writer = {
-            let cache = cache.clone();
-            thread::spawn(move || {
-                let v1 = cache.compare_and_swap(&1, v0, (1, 1)).unwrap();
-                let v2 = cache.compare_and_swap(&1, v1, (2, 2)).unwrap();
-                [v0, v1, v2]
-            })
-        };
+        let writer = two_cas_writer(&cache, v0);
         let seen = cache.gets(&1).unwrap();
         let versions = writer.join().unwrap();
         let (value, version) = seen;
@@ -80,14 +88,7 @@ fn negative_control_value_and_version_read_apart_are_torn() {
         let collector = Collector::new();
         let cache = Arc::new(cache::<(u64, u64)>(&collector));
         let v0 = cache.insert(1, (0, 0));
-        let writer = {
-            let cache = cache.clone();
-            thread::spawn(move || {
-                let v1 = cache.compare_and_swap(&1, v0, (1, 1)).unwrap();
-                let v2 = cache.compare_and_swap(&1, v1, (2, 2)).unwrap();
-                [v0, v1, v2]
-            })
-        };
+        let writer = two_cas_writer(&cache, v0);
         // Broken: two reads.
         let value = cache.get(&1).unwrap();
         let (_, version) = cache.gets(&1).unwrap();

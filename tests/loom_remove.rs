@@ -4,11 +4,11 @@
 
 mod loom_support;
 
-use cascache::CasError;
+use cascache::{Cache, CasError, Version};
 use crossbeam_epoch::Collector;
 use loom::sync::Arc;
 use loom::thread;
-use loom_support::{cache, run_model};
+use loom_support::{cache, run_model, FixedHasher};
 
 /// CAS vs remove: if the CAS reports success, the remove came after it and returned the CAS's
 /// value; otherwise the CAS failed with `NotFound` and the remove returned the original.
@@ -55,6 +55,18 @@ fn insert_vs_insert_of_one_key_links_one_entry() {
     });
 }
 
+/// A thread that deletes key 1 and adds it again with value 2: whether its delete removed
+/// something, and the re-added entry's version.
+fn delete_and_reinsert(
+    cache: &Arc<Cache<u64, u64, FixedHasher>>,
+) -> thread::JoinHandle<(bool, Version)> {
+    let cache = cache.clone();
+    thread::spawn(move || {
+        let deleted = cache.delete(&1);
+        (deleted, cache.add(1, 2).unwrap())
+    })
+}
+
 /// remove_if_version with a version taken before a delete + re-add: it removes the old entry
 /// (only if it ran before the delete) and never the re-added one.
 #[test]
@@ -63,13 +75,7 @@ fn remove_if_stale_version_spares_a_reinserted_key() {
         let collector = Collector::new();
         let cache = Arc::new(cache::<u64>(&collector));
         let old = cache.insert(1, 1);
-        let reinserter = {
-            let cache = cache.clone();
-            thread::spawn(move || {
-                let deleted = cache.delete(&1);
-                (deleted, cache.add(1, 2).unwrap())
-            })
-        };
+        let reinserter = delete_and_reinsert(&cache);
         let result = cache.remove_if_version(&1, old);
         let (deleted, new) = reinserter.join().unwrap();
         match result {
@@ -127,18 +133,12 @@ fn negative_control_remove_if_version_by_check_then_delete() {
         let collector = Collector::new();
         let cache = Arc::new(cache::<u64>(&collector));
         let old = cache.insert(1, 1);
-        let reinserter = {
-            let cache = cache.clone();
-            thread::spawn(move || {
-                cache.delete(&1);
-                cache.add(1, 2).unwrap()
-            })
-        };
+        let reinserter = delete_and_reinsert(&cache);
         // Broken: the version check and the removal are two steps.
         if cache.gets(&1).map(|(_, v)| v) == Some(old) {
             cache.delete(&1);
         }
-        let new = reinserter.join().unwrap();
+        let (_, new) = reinserter.join().unwrap();
         assert_eq!(
             cache.gets(&1),
             Some((2, new)),
