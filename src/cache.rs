@@ -1,8 +1,6 @@
 //! The public cache: hashing, versions and guards over the raw table.
 
-use std::any::Any;
 use std::borrow::Borrow;
-use std::convert::Infallible;
 use std::fmt;
 use std::hash::{BuildHasher, Hash};
 use std::sync::Arc;
@@ -13,7 +11,7 @@ use crossbeam_epoch::Guard;
 use crate::config::{Config, Reclaimer};
 use crate::error::{CasError, Occupied};
 use crate::expiry::{self, SharedClock};
-use crate::loader::{Loading, Outcome, Role};
+use crate::flight::Loading;
 use crate::policy::{Departures, Policy, RemovalCause};
 use crate::raw::{Found, Freed, NewNode, OwnedIter, RawTable, Rejected};
 use crate::stats::{CacheStats, Stat, Stats};
@@ -229,7 +227,7 @@ where
 
     /// Tells the listener and the statistics about entries that left the cache.
     #[inline]
-    fn depart(&self, departed: Departures<'_, K, V>) {
+    pub(crate) fn depart(&self, departed: Departures<'_, K, V>) {
         if departed.is_empty() {
             return;
         }
@@ -256,7 +254,7 @@ where
 
     /// Where a call's departures are collected (see [`Departures`]).
     #[inline]
-    fn departures<'g>(&self) -> Departures<'g, K, V> {
+    pub(crate) fn departures<'g>(&self) -> Departures<'g, K, V> {
         Departures::new(self.config.listener.is_some())
     }
 
@@ -559,13 +557,26 @@ where
         ttl: Option<Duration>,
         guard: &Guard,
     ) -> Result<Version, Occupied<V>> {
+        let mut departed = self.departures();
+        let result = self.add_departing(key, value, ttl, guard, &mut departed);
+        self.depart(departed);
+        result
+    }
+
+    /// `add`, with what it evicted pushed on `departed` for the caller to announce: the loader
+    /// stores under its registry's lock, which the eviction listener must not run under.
+    pub(crate) fn add_departing<'g>(
+        &self,
+        key: K,
+        value: V,
+        ttl: Option<Duration>,
+        guard: &'g Guard,
+        departed: &mut Departures<'g, K, V>,
+    ) -> Result<Version, Occupied<V>> {
         let hash = self.hash(&key);
         let now = self.write_now(ttl);
         let node = self.new_node(key, value, ttl, now);
-        let mut departed = self.departures();
-        let result = self.store_keyed(hash, node, true, now, guard, &mut departed);
-        self.depart(departed);
-        result
+        self.store_keyed(hash, node, true, now, guard, departed)
     }
 
     /// Stores `value` only if `key` is absent (or expired). memcached's `add`.
@@ -1054,99 +1065,6 @@ where
         )))
     }
 
-    // ----- loading -----
-
-    /// The value of `key`, or the value `init` returns, which is inserted. Concurrent calls for
-    /// the same missing key run `init` once: the others wait and get its value. If `init` panics,
-    /// the panic propagates to its caller and a waiter takes over.
-    ///
-    /// ```
-    /// let cache = cascache::Cache::new(100);
-    /// let value = cache.get_or_insert_with("config".to_string(), || "loaded".to_string());
-    /// assert_eq!(value, "loaded");
-    /// // Present now: the loader is not called again.
-    /// let again = cache.get_or_insert_with("config".to_string(), || unreachable!());
-    /// assert_eq!(again, "loaded");
-    /// ```
-    pub fn get_or_insert_with(&self, key: K, init: impl FnOnce() -> V) -> V
-    where
-        K: Clone,
-        V: Clone,
-    {
-        match self.try_get_or_insert_with(key, || Ok::<V, Infallible>(init())) {
-            Ok(value) => value,
-            Err(never) => match *never {},
-        }
-    }
-
-    /// [`get_or_insert_with`](Cache::get_or_insert_with) for a loader that can fail: the error
-    /// goes to the caller that ran the loader and to every caller waiting on it, and nothing is
-    /// inserted (the next call tries again).
-    ///
-    /// ```
-    /// let cache: cascache::Cache<&str, u32> = cascache::Cache::new(100);
-    /// let err = cache.try_get_or_insert_with("n", || "not a number".parse::<u32>()).unwrap_err();
-    /// assert!(err.to_string().contains("invalid digit"));
-    /// assert_eq!(cache.try_get_or_insert_with("n", || "7".parse::<u32>()).unwrap(), 7);
-    /// ```
-    pub fn try_get_or_insert_with<E>(
-        &self,
-        key: K,
-        init: impl FnOnce() -> Result<V, E>,
-    ) -> Result<V, Arc<E>>
-    where
-        K: Clone,
-        V: Clone,
-        E: Send + Sync + 'static,
-    {
-        let mut init = Some(init);
-        loop {
-            if let Some(value) = self.get(&key) {
-                return Ok(value);
-            }
-            match self.loading.join(&key) {
-                Role::Leader(leader) => {
-                    // Someone may have inserted between our read and our turn (this re-check is
-                    // part of the same read: it is not counted again).
-                    let guard = self.guard();
-                    if let Some(found) = self.live_in(&key, &guard) {
-                        let value = found.value().clone();
-                        leader.finish(Outcome::Loaded(value.clone()));
-                        return Ok(value);
-                    }
-                    drop(guard);
-                    let init = init
-                        .take()
-                        .expect("a caller leads at most once: it returns after");
-                    return match init() {
-                        Ok(value) => {
-                            self.insert(key, value.clone());
-                            leader.finish(Outcome::Loaded(value.clone()));
-                            Ok(value)
-                        }
-                        Err(error) => {
-                            let error = Arc::new(error);
-                            leader.finish(Outcome::Failed(
-                                Arc::clone(&error) as Arc<dyn Any + Send + Sync>
-                            ));
-                            Err(error)
-                        }
-                    };
-                }
-                Role::Waiter(load) => match load.wait() {
-                    Outcome::Loaded(value) => return Ok(value),
-                    Outcome::Failed(error) => {
-                        // A loader of another error type failed: try our own.
-                        if let Ok(error) = error.downcast::<E>() {
-                            return Err(error);
-                        }
-                    }
-                    Outcome::Abandoned => {}
-                },
-            }
-        }
-    }
-
     // ----- whole-cache operations -----
 
     /// The number of entries. Exact when no write is running; under concurrent writes it is a
@@ -1292,6 +1210,10 @@ where
         if let Some(policy) = &self.policy {
             policy.check_invariants(live.len(), &self.raw, &guard);
         }
+    }
+
+    pub(crate) fn loading(&self) -> &Loading<K, V> {
+        &self.loading
     }
 
     pub(crate) fn raw(&self) -> &RawTable<K, V, S> {

@@ -83,8 +83,10 @@
 mod builder;
 mod cache;
 mod config;
+mod entry;
 mod error;
 mod expiry;
+mod flight;
 mod loader;
 mod pinned;
 mod policy;
@@ -95,8 +97,10 @@ mod version;
 
 pub use crate::builder::{BuildError, CacheBuilder};
 pub use crate::cache::{Cache, Iter};
+pub use crate::entry::{CompResult, Entry, Op};
 pub use crate::error::{CasError, Occupied};
 pub use crate::expiry::{Clock, Expiry, MockClock};
+pub use crate::loader::Lookup;
 pub use crate::pinned::{Pinned, PinnedIter};
 pub use crate::policy::RemovalCause;
 pub use crate::stats::CacheStats;

@@ -1,121 +1,301 @@
-//! Coalesced loading: concurrent `get_or_insert_with` calls for one missing key run the loader
-//! once; the others wait for its outcome. A lock belongs here (waiting is the point), and it is
-//! only taken on a miss.
+//! Loading a missing value once for every caller that wants it, blocking or async: the public
+//! layer over the single-flight registry (`flight.rs`).
+//!
+//! A load ends by storing its value the way [`Cache::add`] does: if a racing write stored the
+//! key first, that value stays and is what the load returns. So every caller's answer is the
+//! cache's value at an instant of its call (the linearizability test checks it).
 
 use std::any::Any;
-use std::collections::HashMap;
-use std::hash::Hash;
+use std::borrow::Borrow;
+use std::convert::Infallible;
+use std::future::Future;
+use std::hash::{BuildHasher, Hash};
 use std::sync::Arc;
+use std::time::Duration;
 
-use parking_lot::{Condvar, Mutex};
+use crate::cache::Cache;
+use crate::flight::{Leader, Outcome, Role};
+use crate::version::Version;
 
-/// What a load ended with, as waiters see it.
-pub(crate) enum Outcome<V> {
-    Loaded(V),
-    /// The loader returned an error (type-erased: waiters downcast it to their error type).
-    Failed(Arc<dyn Any + Send + Sync>),
-    /// The loader panicked: waiters retry (one of them becomes the next loader).
-    Abandoned,
+/// What [`Cache::lookup`] found: the value, a load in flight, or nothing.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Lookup<V> {
+    /// The key is present.
+    Present(V, Version),
+    /// The key is absent and a loader for it is running: a loader call would wait for it.
+    Loading,
+    /// The key is absent and nobody is loading it.
+    Absent,
 }
 
-impl<V: Clone> Clone for Outcome<V> {
-    fn clone(&self) -> Self {
-        match self {
-            Outcome::Loaded(v) => Outcome::Loaded(v.clone()),
-            Outcome::Failed(e) => Outcome::Failed(Arc::clone(e)),
-            Outcome::Abandoned => Outcome::Abandoned,
+impl<K, V, S> Cache<K, V, S>
+where
+    K: Hash + Eq + Send + Sync + 'static,
+    V: Send + Sync + 'static,
+    S: BuildHasher,
+{
+    /// The value of `key`, or the value `init` returns, which is inserted. Concurrent calls for
+    /// the same missing key run `init` once: the others wait and get its value. If `init` panics,
+    /// the panic propagates to its caller and a waiter takes over.
+    ///
+    /// If another write stores the key while `init` runs, that value is kept and returned (as
+    /// [`add`](Cache::add) would): the answer is always the cache's value at an instant of the
+    /// call.
+    ///
+    /// ```
+    /// let cache = cascache::Cache::new(100);
+    /// let value = cache.get_or_insert_with("config".to_string(), || "loaded".to_string());
+    /// assert_eq!(value, "loaded");
+    /// // Present now: the loader is not called again.
+    /// let again = cache.get_or_insert_with("config".to_string(), || unreachable!());
+    /// assert_eq!(again, "loaded");
+    /// ```
+    pub fn get_or_insert_with(&self, key: K, init: impl FnOnce() -> V) -> V
+    where
+        K: Clone,
+        V: Clone,
+    {
+        infallible(self.load(key, None, || Ok::<V, Infallible>(init())))
+    }
+
+    /// [`get_or_insert_with`](Cache::get_or_insert_with) for a loader that can fail: the error
+    /// goes to the caller that ran the loader and to every caller waiting on it, and nothing is
+    /// inserted (the next call tries again).
+    ///
+    /// ```
+    /// let cache: cascache::Cache<&str, u32> = cascache::Cache::new(100);
+    /// let err = cache.try_get_or_insert_with("n", || "not a number".parse::<u32>()).unwrap_err();
+    /// assert!(err.to_string().contains("invalid digit"));
+    /// assert_eq!(cache.try_get_or_insert_with("n", || "7".parse::<u32>()).unwrap(), 7);
+    /// ```
+    pub fn try_get_or_insert_with<E>(
+        &self,
+        key: K,
+        init: impl FnOnce() -> Result<V, E>,
+    ) -> Result<V, Arc<E>>
+    where
+        K: Clone,
+        V: Clone,
+        E: Send + Sync + 'static,
+    {
+        self.load(key, None, init)
+    }
+
+    /// [`get_or_insert_with`](Cache::get_or_insert_with) for async code: the loader is a future,
+    /// and callers waiting for it await without blocking their executor's thread. Works on any
+    /// runtime (waiting uses the task's waker), and the returned future is `Send` when `K`, `V`
+    /// and `init` are.
+    ///
+    /// Cancellation-safe: if the caller running the loader drops its future, a waiting caller
+    /// takes the load over and runs its own `init`. A loader that panics is handled the same way,
+    /// and the panic propagates to its caller.
+    ///
+    /// ```
+    /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+    /// let cache = cascache::Cache::new(100);
+    /// let value = cache.get_or_insert_with_async(1, async { "slow".to_string() }).await;
+    /// assert_eq!(value, "slow");
+    /// # });
+    /// ```
+    pub async fn get_or_insert_with_async(&self, key: K, init: impl Future<Output = V>) -> V
+    where
+        K: Clone,
+        V: Clone,
+    {
+        infallible(
+            self.load_async(key, None, async { Ok::<V, Infallible>(init.await) })
+                .await,
+        )
+    }
+
+    /// [`try_get_or_insert_with`](Cache::try_get_or_insert_with) for async code (see
+    /// [`get_or_insert_with_async`](Cache::get_or_insert_with_async)): an error reaches the
+    /// caller that ran the loader and every caller waiting on it.
+    pub async fn try_get_or_insert_with_async<E>(
+        &self,
+        key: K,
+        init: impl Future<Output = Result<V, E>>,
+    ) -> Result<V, Arc<E>>
+    where
+        K: Clone,
+        V: Clone,
+        E: Send + Sync + 'static,
+    {
+        self.load_async(key, None, init).await
+    }
+
+    /// Whether `key` is present, being loaded, or absent, without waiting for a load and without
+    /// counting a read: async code can tell a load in flight from a miss.
+    ///
+    /// ```
+    /// use cascache::Lookup;
+    /// let cache = cascache::Cache::new(100);
+    /// assert_eq!(cache.lookup(&1), Lookup::Absent);
+    /// let v = cache.insert(1, "one");
+    /// assert_eq!(cache.lookup(&1), Lookup::Present("one", v));
+    /// ```
+    pub fn lookup<Q>(&self, key: &Q) -> Lookup<V>
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+        V: Clone,
+    {
+        let guard = self.guard();
+        if let Some(found) = self.live_in(key, &guard) {
+            return Lookup::Present(found.value().clone(), found.version());
+        }
+        if self.loading().is_loading(key) {
+            Lookup::Loading
+        } else {
+            Lookup::Absent
         }
     }
-}
 
-pub(crate) struct Load<V> {
-    outcome: Mutex<Option<Outcome<V>>>,
-    done: Condvar,
-}
-
-impl<V: Clone> Load<V> {
-    pub(crate) fn wait(&self) -> Outcome<V> {
-        let mut outcome = self.outcome.lock();
-        while outcome.is_none() {
-            self.done.wait(&mut outcome);
-        }
-        outcome.clone().expect("checked above")
-    }
-}
-
-/// The loads in flight, by key.
-pub(crate) struct Loading<K, V> {
-    in_flight: Mutex<HashMap<K, Arc<Load<V>>, ahash::RandomState>>,
-}
-
-/// The caller's role for a key.
-pub(crate) enum Role<'a, K: Hash + Eq, V> {
-    /// Run the loader, then [`Leader::finish`]. Dropping it unfinished (a panic) abandons.
-    Leader(Leader<'a, K, V>),
-    Waiter(Arc<Load<V>>),
-}
-
-pub(crate) struct Leader<'a, K: Hash + Eq, V> {
-    loading: &'a Loading<K, V>,
-    key: K,
-    load: Arc<Load<V>>,
-    finished: bool,
-}
-
-impl<K, V> Loading<K, V> {
-    pub(crate) fn new() -> Self {
-        Loading {
-            in_flight: Mutex::new(HashMap::default()),
-        }
-    }
-}
-
-impl<K: Hash + Eq + Clone, V> Loading<K, V> {
-    pub(crate) fn join(&self, key: &K) -> Role<'_, K, V> {
-        let mut in_flight = self.in_flight.lock();
-        if let Some(load) = in_flight.get(key) {
-            return Role::Waiter(Arc::clone(load));
-        }
-        let load = Arc::new(Load {
-            outcome: Mutex::new(None),
-            done: Condvar::new(),
-        });
-        in_flight.insert(key.clone(), Arc::clone(&load));
-        Role::Leader(Leader {
-            loading: self,
-            key: key.clone(),
-            load,
-            finished: false,
-        })
-    }
-}
-
-impl<K: Hash + Eq, V> Leader<'_, K, V> {
-    pub(crate) fn finish(mut self, outcome: Outcome<V>) {
-        self.publish(outcome);
-    }
-
-    fn publish(&mut self, outcome: Outcome<V>) {
-        self.finished = true;
-        {
-            let mut in_flight = self.loading.in_flight.lock();
-            if in_flight
-                .get(&self.key)
-                .is_some_and(|l| Arc::ptr_eq(l, &self.load))
-            {
-                in_flight.remove(&self.key);
+    /// The blocking load: read, else join the key's load (leading it, or waiting for it).
+    pub(crate) fn load<E>(
+        &self,
+        key: K,
+        ttl: Option<Duration>,
+        init: impl FnOnce() -> Result<V, E>,
+    ) -> Result<V, Arc<E>>
+    where
+        K: Clone,
+        V: Clone,
+        E: Send + Sync + 'static,
+    {
+        let mut init = Some(init);
+        loop {
+            match self.join_load(&key) {
+                Role::Present(value) => return Ok(value),
+                Role::Leader(leader) => {
+                    let init = init
+                        .take()
+                        .expect("a caller leads at most once: it returns after");
+                    let loaded = init();
+                    return self.finish_load(leader, key, ttl, loaded);
+                }
+                Role::Waiter(load) => {
+                    if let Some(answer) = waited(load.wait()) {
+                        return answer;
+                    }
+                }
             }
         }
-        *self.load.outcome.lock() = Some(outcome);
-        self.load.done.notify_all();
+    }
+
+    /// The async load, the same steps as [`Cache::load`]. Nothing that holds a lock or pins
+    /// the thread lives across an `.await`: the leader's registration does (it is what a
+    /// dropped future abandons).
+    pub(crate) async fn load_async<E>(
+        &self,
+        key: K,
+        ttl: Option<Duration>,
+        init: impl Future<Output = Result<V, E>>,
+    ) -> Result<V, Arc<E>>
+    where
+        K: Clone,
+        V: Clone,
+        E: Send + Sync + 'static,
+    {
+        let mut init = Some(init);
+        loop {
+            match self.join_load(&key) {
+                Role::Present(value) => return Ok(value),
+                Role::Leader(leader) => {
+                    let init = init
+                        .take()
+                        .expect("a caller leads at most once: it returns after");
+                    let loaded = init.await;
+                    return self.finish_load(leader, key, ttl, loaded);
+                }
+                Role::Waiter(load) => {
+                    if let Some(answer) = waited(load.wait_async().await) {
+                        return answer;
+                    }
+                }
+            }
+        }
+    }
+
+    /// A read (counted), then the key's load: joined if one is in flight, else started if the
+    /// key is still absent when read again under the registry's lock.
+    fn join_load(&self, key: &K) -> Role<'_, K, V, V>
+    where
+        K: Clone,
+        V: Clone,
+    {
+        if let Some(value) = self.get(key) {
+            return Role::Present(value);
+        }
+        let guard = self.guard();
+        self.loading()
+            .join(key, || self.live_in(key, &guard).map(|f| f.value().clone()))
+    }
+
+    /// Stores what the leader's loader returned (as `add` does) and hands the outcome to the
+    /// waiters. Evictions the store caused are announced once the registry's lock is released.
+    fn finish_load<E>(
+        &self,
+        leader: Leader<'_, K, V>,
+        key: K,
+        ttl: Option<Duration>,
+        loaded: Result<V, E>,
+    ) -> Result<V, Arc<E>>
+    where
+        K: Clone,
+        V: Clone,
+        E: Send + Sync + 'static,
+    {
+        match loaded {
+            Ok(value) => {
+                let guard = self.guard();
+                let (value, departed) = leader.finish(|| {
+                    let mut departed = self.departures();
+                    let value = loop {
+                        match self.add_departing(
+                            key.clone(),
+                            value.clone(),
+                            ttl,
+                            &guard,
+                            &mut departed,
+                        ) {
+                            Ok(_) => break value,
+                            // A racing write stored first: its value stands, if still there.
+                            Err(_) => {
+                                if let Some(found) = self.live_in(&key, &guard) {
+                                    break found.value().clone();
+                                }
+                            }
+                        }
+                    };
+                    (Outcome::Loaded(value.clone()), (value, departed))
+                });
+                self.depart(departed);
+                Ok(value)
+            }
+            Err(error) => {
+                let error = Arc::new(error);
+                let failed = Arc::clone(&error) as Arc<dyn Any + Send + Sync>;
+                leader.finish(|| (Outcome::Failed(failed), ()));
+                Err(error)
+            }
+        }
     }
 }
 
-impl<K: Hash + Eq, V> Drop for Leader<'_, K, V> {
-    fn drop(&mut self) {
-        if !self.finished {
-            // The loader panicked: let the waiters try again rather than wait forever.
-            self.publish(Outcome::Abandoned);
-        }
+/// A waiter's answer from the outcome it woke to, or `None` to join again: the load was
+/// abandoned, or failed with an error of another loader's type (this caller then tries its own).
+fn waited<V, E: Send + Sync + 'static>(outcome: Outcome<V>) -> Option<Result<V, Arc<E>>> {
+    match outcome {
+        Outcome::Loaded(value) => Some(Ok(value)),
+        Outcome::Failed(error) => error.downcast::<E>().ok().map(Err),
+        Outcome::Abandoned => None,
+    }
+}
+
+pub(crate) fn infallible<V>(result: Result<V, Arc<Infallible>>) -> V {
+    match result {
+        Ok(value) => value,
+        Err(never) => match *never {},
     }
 }

@@ -76,3 +76,46 @@ impl<T> Mutex<T> {
             .expect("the policy never panics while holding its lock");
     }
 }
+
+/// A condition variable paired with [`Mutex`] (the blocking loader's waiters sleep on it):
+/// parking_lot's normally, loom's under `cfg(loom)`, std's under Miri.
+pub(crate) struct Condvar {
+    #[cfg(not(any(loom, miri)))]
+    inner: parking_lot::Condvar,
+    #[cfg(loom)]
+    inner: loom::sync::Condvar,
+    #[cfg(all(miri, not(loom)))]
+    inner: std::sync::Condvar,
+}
+
+impl Condvar {
+    pub(crate) fn new() -> Self {
+        Condvar {
+            #[cfg(not(any(loom, miri)))]
+            inner: parking_lot::Condvar::new(),
+            #[cfg(loom)]
+            inner: loom::sync::Condvar::new(),
+            #[cfg(all(miri, not(loom)))]
+            inner: std::sync::Condvar::new(),
+        }
+    }
+
+    /// Releases the lock, sleeps until notified (or spuriously), and takes the lock again.
+    pub(crate) fn wait<'a, T>(&self, guard: MutexGuard<'a, T>) -> MutexGuard<'a, T> {
+        #[cfg(not(any(loom, miri)))]
+        {
+            let mut guard = guard;
+            self.inner.wait(&mut guard);
+            guard
+        }
+        #[cfg(any(loom, miri))]
+        return self
+            .inner
+            .wait(guard)
+            .expect("no thread panics while holding a loader's lock");
+    }
+
+    pub(crate) fn notify_all(&self) {
+        self.inner.notify_all();
+    }
+}

@@ -32,6 +32,11 @@
 //! any operation, with or without a recorded departure: what a cache whose evictions nobody
 //! observes must satisfy.
 
+/// The version the model gives a value a loader stored: the call returns none. No real version
+/// is 0; an operation that shows the value's version (a `gets`, a `cas` from it, an `add` that
+/// found it) replaces this with the one it shows, which must then hold.
+pub const LOADED: u64 = 0;
+
 /// A deadline that never passes (a value stored without a time to live).
 pub const NEVER: u64 = u64::MAX;
 
@@ -70,6 +75,9 @@ pub enum Op {
     GetAndTouch(Option<u64>),
     /// `MockClock::advance` by this many milliseconds: no key.
     Advance(u64),
+    /// `get_or_insert_with(key, || value)` or one of its async forms: it returns the value it
+    /// found, or this one, stored (with a version nobody is told: see [`LOADED`]).
+    GetOrInsert(u64),
     /// The eviction listener heard that `value` left the key, evicted (or, with `expired`, removed
     /// because it had expired), inside the call of the event's thread and interval.
     Departed {
@@ -222,7 +230,12 @@ pub struct Spec {
 pub fn step(spec: &Spec, s: State, w: Window, op: Op, ret: Ret) -> Option<State> {
     // The state for an operation that found the key live, if it can have.
     let live = s.and_then(|e| e.live(w));
-    let live_with = |version: u64| live.filter(|e| e.version == version);
+    // A value a loader stored has a version nobody was told ([`LOADED`]): the first operation
+    // that shows one pins it down.
+    let live_with = |version: u64| {
+        live.filter(|e| e.version == version || e.version == LOADED)
+            .map(|e| Val { version, ..e })
+    };
     // The state for an operation that found the key absent (never stored, removed, or expired at
     // one of its readings), if it can have.
     let gone: Option<State> = match s {
@@ -236,11 +249,14 @@ pub fn step(spec: &Spec, s: State, w: Window, op: Op, ret: Ret) -> Option<State>
         (Op::Insert(x), Ret::Stored(r)) => store(x, r, spec.default_ttl),
         (Op::InsertTtl(x, ttl), Ret::Stored(r)) => store(x, r, Some(ttl)),
         (Op::Get, Ret::Value(Some(y))) => live.filter(|e| e.value == y).map(Some),
-        (Op::Gets, Ret::Versioned(Some((y, r)))) => {
-            live.filter(|e| (e.value, e.version) == (y, r)).map(Some)
+        // Values are fresh: a loader's own value was stored by it over an absent key.
+        (Op::GetOrInsert(x), Ret::Value(Some(y))) if y == x => {
+            gone.map(|_| Some(Val::new(x, LOADED, Deadline::after(w, spec.default_ttl))))
         }
+        (Op::GetOrInsert(_), Ret::Value(Some(y))) => live.filter(|e| e.value == y).map(Some),
+        (Op::Gets, Ret::Versioned(Some((y, r)))) => live_with(r).filter(|e| e.value == y).map(Some),
         (Op::GetAndTouch(ttl), Ret::Versioned(Some((y, r)))) => {
-            live.filter(|e| (e.value, e.version) == (y, r)).map(|e| {
+            live_with(r).filter(|e| e.value == y).map(|e| {
                 Some(Val {
                     deadline: Deadline::after(w, ttl),
                     ..e
@@ -347,15 +363,16 @@ pub fn step(spec: &Spec, s: State, w: Window, op: Op, ret: Ret) -> Option<State>
 /// Whether an operation's result says it found the key absent (for the coverage figures: an
 /// absence the model explained by expiry or eviction).
 pub fn found_absent(op: Op, ret: Ret) -> bool {
-    matches!(
-        (op, ret),
-        (Op::Get | Op::Remove, Ret::Value(None))
-            | (_, Ret::Versioned(None))
-            | (Op::Add(_) | Op::AddTtl(..), Ret::Stored(_))
-            | (_, Ret::NotFound(_))
-            | (
-                Op::Delete | Op::ContainsKey | Op::Touch(_),
-                Ret::Bool(false)
-            )
-    )
+    matches!((op, ret), (Op::GetOrInsert(x), Ret::Value(Some(y))) if x == y)
+        || matches!(
+            (op, ret),
+            (Op::Get | Op::Remove, Ret::Value(None))
+                | (_, Ret::Versioned(None))
+                | (Op::Add(_) | Op::AddTtl(..), Ret::Stored(_))
+                | (_, Ret::NotFound(_))
+                | (
+                    Op::Delete | Op::ContainsKey | Op::Touch(_),
+                    Ret::Bool(false)
+                )
+        )
 }

@@ -213,8 +213,9 @@ fn plan_history(rng: &mut Rng, mix: Mix, threads: usize) -> Planned {
             };
             let ttl = |rng: &mut Rng| rng.range(1, 5);
             let plan = match mix {
-                Mix::All => match rng.below(18) {
+                Mix::All => match rng.below(19) {
                     0 | 1 => Plan::Ready(Op::Insert(fresh(rng))),
+                    18 => Plan::Ready(Op::GetOrInsert(fresh(rng))),
                     2 => Plan::Ready(Op::Get),
                     3 | 4 => Plan::Ready(Op::Gets),
                     5 => Plan::Ready(Op::Add(fresh(rng))),
@@ -278,8 +279,9 @@ fn plan_history(rng: &mut Rng, mix: Mix, threads: usize) -> Planned {
                     }),
                     _ => Plan::Ready(Op::Gets),
                 },
-                Mix::Evict => match rng.below(17) {
+                Mix::Evict => match rng.below(18) {
                     0..=3 => Plan::Ready(Op::Insert(fresh(rng))),
+                    17 => Plan::Ready(Op::GetOrInsert(fresh(rng))),
                     4 => Plan::Ready(Op::Add(fresh(rng))),
                     5 => Plan::Ready(Op::Get),
                     6 | 7 => Plan::Ready(Op::Gets),
@@ -408,6 +410,7 @@ fn execute(
             Op::Insert(x) => Ret::Stored(cache.insert(key, x).get()),
             Op::InsertTtl(x, ttl) => Ret::Stored(cache.insert_with_ttl(key, x, ms(ttl)).get()),
             Op::Get => Ret::Value(cache.get(&key)),
+            Op::GetOrInsert(x) => Ret::Value(Some(cache.get_or_insert_with(key, || x))),
             Op::Gets => Ret::Versioned(cache.gets(&key).map(|(x, v)| (x, v.get()))),
             Op::Add(x) => add_ret(cache.add(key, x)),
             Op::AddTtl(x, ttl) => add_ret(cache.add_with_ttl(key, x, ms(ttl))),

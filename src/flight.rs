@@ -1,0 +1,245 @@
+//! Single flight: the loads in flight, by key. Concurrent loader calls for one missing key make
+//! one of them the leader, which runs its loader; the others wait for its outcome, blocking
+//! (a condition variable) or asynchronously (wakers, so no runtime is needed). A lock belongs
+//! here (waiting is the point), and it is only taken on a miss.
+//!
+//! A leader that ends without an outcome (its loader panicked, or its future was dropped)
+//! abandons the load: every waiter wakes and joins again, and one of them leads the next load.
+
+use std::any::Any;
+use std::collections::HashMap;
+use std::future::Future;
+use std::hash::Hash;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll, Waker};
+
+use crate::sync::{Condvar, Mutex};
+
+/// What a load ended with, as waiters see it.
+pub(crate) enum Outcome<V> {
+    Loaded(V),
+    /// The loader returned an error (type-erased: waiters downcast it to their error type).
+    Failed(Arc<dyn Any + Send + Sync>),
+    /// The leader ended without an outcome: waiters join again (one of them leads).
+    Abandoned,
+}
+
+impl<V: Clone> Clone for Outcome<V> {
+    fn clone(&self) -> Self {
+        match self {
+            Outcome::Loaded(v) => Outcome::Loaded(v.clone()),
+            Outcome::Failed(e) => Outcome::Failed(Arc::clone(e)),
+            Outcome::Abandoned => Outcome::Abandoned,
+        }
+    }
+}
+
+struct State<V> {
+    outcome: Option<Outcome<V>>,
+    /// The asynchronous waiters' wakers; a waiter dropped before the outcome clears its slot.
+    wakers: Vec<Option<Waker>>,
+}
+
+/// One load in flight, shared by its leader and its waiters.
+pub(crate) struct Load<V> {
+    state: Mutex<State<V>>,
+    /// Blocking waiters sleep here.
+    done: Condvar,
+}
+
+impl<V> Load<V> {
+    fn new() -> Self {
+        Load {
+            state: Mutex::new(State {
+                outcome: None,
+                wakers: Vec::new(),
+            }),
+            done: Condvar::new(),
+        }
+    }
+
+    /// Sets the outcome and wakes every waiter. The wakers run after the lock is released.
+    fn publish(&self, outcome: Outcome<V>) {
+        let wakers = {
+            let mut state = self.state.lock();
+            state.outcome = Some(outcome);
+            std::mem::take(&mut state.wakers)
+        };
+        self.done.notify_all();
+        for waker in wakers.into_iter().flatten() {
+            waker.wake();
+        }
+    }
+}
+
+impl<V: Clone> Load<V> {
+    /// Blocks until the load has an outcome.
+    pub(crate) fn wait(&self) -> Outcome<V> {
+        let mut state = self.state.lock();
+        loop {
+            if let Some(outcome) = &state.outcome {
+                return outcome.clone();
+            }
+            state = self.done.wait(state);
+        }
+    }
+
+    /// A future of the load's outcome.
+    pub(crate) fn wait_async(self: Arc<Self>) -> Wait<V> {
+        Wait {
+            load: self,
+            slot: None,
+        }
+    }
+}
+
+/// The future of a load's outcome, for an asynchronous waiter.
+pub(crate) struct Wait<V> {
+    load: Arc<Load<V>>,
+    /// This waiter's index in the load's wakers, once registered.
+    slot: Option<usize>,
+}
+
+impl<V: Clone> Future for Wait<V> {
+    type Output = Outcome<V>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Outcome<V>> {
+        let this = &mut *self;
+        // The outcome is checked and the waker registered under one lock hold: a publish
+        // between the two would otherwise wake nobody (the negative control of
+        // `tests/loom_loader.rs` splits them and loom finds the waiter asleep forever).
+        let mut state = this.load.state.lock();
+        if let Some(outcome) = &state.outcome {
+            return Poll::Ready(outcome.clone());
+        }
+        #[cfg(cascache_broken_handover)]
+        {
+            drop(state);
+            crate::sync::spin_wait();
+            state = this.load.state.lock();
+        }
+        match this.slot {
+            Some(i) => match &mut state.wakers[i] {
+                Some(waker) if waker.will_wake(cx.waker()) => {}
+                waker => *waker = Some(cx.waker().clone()),
+            },
+            None => {
+                state.wakers.push(Some(cx.waker().clone()));
+                this.slot = Some(state.wakers.len() - 1);
+            }
+        }
+        Poll::Pending
+    }
+}
+
+impl<V> Drop for Wait<V> {
+    fn drop(&mut self) {
+        if let Some(i) = self.slot {
+            let mut state = self.load.state.lock();
+            // After the outcome the wakers are gone (taken by `publish`).
+            if let Some(waker) = state.wakers.get_mut(i) {
+                *waker = None;
+            }
+        }
+    }
+}
+
+/// The loads in flight, by key.
+pub(crate) struct Loading<K, V> {
+    in_flight: Mutex<HashMap<K, Arc<Load<V>>, ahash::RandomState>>,
+}
+
+/// The caller's role for a key.
+pub(crate) enum Role<'a, K: Hash + Eq, V, T> {
+    /// The key was present when the caller joined: no load.
+    Present(T),
+    /// Run the loader, then [`Leader::finish`]. Dropping it unfinished abandons the load.
+    Leader(Leader<'a, K, V>),
+    /// Wait for the leader's outcome.
+    Waiter(Arc<Load<V>>),
+}
+
+/// The right and duty to finish a load.
+pub(crate) struct Leader<'a, K: Hash + Eq, V> {
+    loading: &'a Loading<K, V>,
+    key: K,
+    load: Arc<Load<V>>,
+    finished: bool,
+}
+
+impl<K, V> Loading<K, V> {
+    pub(crate) fn new() -> Self {
+        Loading {
+            in_flight: Mutex::new(HashMap::default()),
+        }
+    }
+}
+
+impl<K: Hash + Eq + Clone, V> Loading<K, V> {
+    /// Joins the load of `key`, or starts one if `present` (a read, run under the registry's
+    /// lock) finds the key absent. The read under the lock, with [`Leader::finish`] storing
+    /// under it, means that a caller that joins a load joined it before its value was stored:
+    /// a waiter's answer is the cache's value at an instant of the waiter's call.
+    pub(crate) fn join<T>(
+        &self,
+        key: &K,
+        present: impl FnOnce() -> Option<T>,
+    ) -> Role<'_, K, V, T> {
+        let mut in_flight = self.in_flight.lock();
+        if let Some(load) = in_flight.get(key) {
+            return Role::Waiter(Arc::clone(load));
+        }
+        if let Some(found) = present() {
+            return Role::Present(found);
+        }
+        let load = Arc::new(Load::new());
+        in_flight.insert(key.clone(), Arc::clone(&load));
+        Role::Leader(Leader {
+            loading: self,
+            key: key.clone(),
+            load,
+            finished: false,
+        })
+    }
+}
+
+impl<K: Hash + Eq, V> Loading<K, V> {
+    /// Whether a load of `key` is in flight.
+    pub(crate) fn is_loading<Q>(&self, key: &Q) -> bool
+    where
+        K: std::borrow::Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
+        self.in_flight.lock().contains_key(key)
+    }
+}
+
+impl<K: Hash + Eq, V> Leader<'_, K, V> {
+    /// Ends the load: `settle` (which stores the loaded value, or reads the one a racing write
+    /// stored) runs under the registry's lock, then its outcome goes to every waiter. What else
+    /// `settle` returns is handed back, for work that must wait until the lock is released.
+    pub(crate) fn finish<R>(mut self, settle: impl FnOnce() -> (Outcome<V>, R)) -> R {
+        let (outcome, rest) = {
+            let mut in_flight = self.loading.in_flight.lock();
+            // A panic in `settle` (a weigher's, say) leaves `finished` unset: the drop abandons.
+            let settled = settle();
+            in_flight.remove(&self.key);
+            self.finished = true;
+            settled
+        };
+        self.load.publish(outcome);
+        rest
+    }
+}
+
+impl<K: Hash + Eq, V> Drop for Leader<'_, K, V> {
+    fn drop(&mut self) {
+        if !self.finished {
+            // The loader panicked or its future was dropped: the waiters join again (one of
+            // them leads) rather than wait forever.
+            self.loading.in_flight.lock().remove(&self.key);
+            self.load.publish(Outcome::Abandoned);
+        }
+    }
+}
