@@ -35,6 +35,15 @@
 //! [`Cache::update`] runs that loop for you, and [`Cache::pin`] gives a view whose reads borrow
 //! instead of cloning.
 //!
+//! # Loading and async callers
+//!
+//! [`Cache::get_or_insert_with`] runs one loader per missing key however many threads ask for
+//! it; [`Cache::get_or_insert_with_async`] does the same for async code on any runtime (the
+//! crate depends on none), and hands the load to a waiting caller if the one running it is
+//! cancelled. [`Cache::entry`] gives the options (a time to live for the loaded value) and
+//! [`Entry::and_compute_with`], the founding loop with a closure that may also insert or remove.
+//! [`Cache::lookup`] tells a load in flight from a miss without waiting.
+//!
 //! # Versions
 //!
 //! Every successful write stores the value with a new [`Version`], unique in the process: a

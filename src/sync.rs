@@ -24,7 +24,8 @@ pub(crate) fn spin_wait() {
     std::thread::yield_now();
 }
 
-/// A lock for the few places one belongs (the eviction queues of a shard, the insert stripes):
+/// A lock for the few places one belongs (the eviction queues of a shard, the insert stripes,
+/// the loads in flight):
 /// parking_lot normally, loom's under `cfg(loom)` so that models see it, and std's under Miri,
 /// which rejects the futex call parking_lot makes when a thread parks.
 pub(crate) struct Mutex<T> {
