@@ -243,3 +243,88 @@ impl<K: Hash + Eq, V> Drop for Leader<'_, K, V> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::task::Wake;
+
+    use super::*;
+
+    /// A waker that counts its wakes.
+    struct Counting(AtomicUsize);
+
+    impl Wake for Counting {
+        fn wake(self: Arc<Self>) {
+            self.0.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+
+    fn poll<V: Clone>(wait: &mut Pin<Box<Wait<V>>>, waker: &Arc<Counting>) -> Poll<Outcome<V>> {
+        let waker = Waker::from(Arc::clone(waker));
+        wait.as_mut().poll(&mut Context::from_waker(&waker))
+    }
+
+    #[test]
+    fn a_waiter_is_woken_once_by_the_outcome_and_a_dropped_one_not_at_all() {
+        let loading: Loading<u32, String> = Loading::new();
+        let Role::Leader(leader) = loading.join(&1, || None::<String>) else {
+            panic!("the first caller leads")
+        };
+        assert!(loading.is_loading(&1));
+        let waiters: Vec<_> = (0..2)
+            .map(|_| match loading.join(&1, || None::<String>) {
+                Role::Waiter(load) => Box::pin(load.wait_async()),
+                _ => panic!("later callers wait"),
+            })
+            .collect();
+        let (mut kept, mut dropped) = {
+            let mut it = waiters.into_iter();
+            (it.next().unwrap(), it.next().unwrap())
+        };
+        let (woken, not_woken) = (
+            Arc::new(Counting(AtomicUsize::new(0))),
+            Arc::new(Counting(AtomicUsize::new(0))),
+        );
+        assert!(poll(&mut kept, &woken).is_pending());
+        assert!(
+            poll(&mut kept, &woken).is_pending(),
+            "polled twice: one waker kept"
+        );
+        assert!(poll(&mut dropped, &not_woken).is_pending());
+        drop(dropped);
+        let taken = leader.finish(|| (Outcome::Loaded("v".to_string()), 7));
+        assert_eq!(taken, 7);
+        assert!(!loading.is_loading(&1));
+        assert_eq!(woken.0.load(Ordering::SeqCst), 1);
+        assert_eq!(not_woken.0.load(Ordering::SeqCst), 0);
+        assert!(matches!(poll(&mut kept, &woken), Poll::Ready(Outcome::Loaded(v)) if v == "v"));
+        assert!(matches!(loading.join(&1, || Some(())), Role::Present(())));
+    }
+
+    #[test]
+    fn a_dropped_leader_abandons_to_its_waiters() {
+        let loading: Loading<u32, u32> = Loading::new();
+        let Role::Leader(leader) = loading.join(&1, || None::<u32>) else {
+            panic!("the first caller leads")
+        };
+        let Role::Waiter(load) = loading.join(&1, || None::<u32>) else {
+            panic!("the second waits")
+        };
+        let mut wait = Box::pin(Arc::clone(&load).wait_async());
+        let waker = Arc::new(Counting(AtomicUsize::new(0)));
+        assert!(poll(&mut wait, &waker).is_pending());
+        drop(leader);
+        assert_eq!(waker.0.load(Ordering::SeqCst), 1);
+        assert!(matches!(
+            poll(&mut wait, &waker),
+            Poll::Ready(Outcome::Abandoned)
+        ));
+        assert!(
+            matches!(load.wait(), Outcome::Abandoned),
+            "a blocking waiter sees it too"
+        );
+        // The next caller leads a new load.
+        assert!(matches!(loading.join(&1, || None::<u32>), Role::Leader(_)));
+    }
+}
