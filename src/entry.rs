@@ -132,7 +132,7 @@ where
     pub async fn or_insert_with_async(self, init: impl Future<Output = V>) -> V {
         infallible(
             self.cache
-                .load_async(self.key, self.ttl, async {
+                .load_async(self.key, self.ttl, true, async {
                     Ok::<V, Infallible>(init.await)
                 })
                 .await,
@@ -144,7 +144,7 @@ where
         self,
         init: impl Future<Output = Result<V, E>>,
     ) -> Result<V, Arc<E>> {
-        self.cache.load_async(self.key, self.ttl, init).await
+        self.cache.load_async(self.key, self.ttl, true, init).await
     }
 
     /// Runs `f` on the current value (`None` if absent) and applies what it returns, only if

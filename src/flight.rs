@@ -11,8 +11,10 @@ use std::collections::HashMap;
 use std::future::Future;
 use std::hash::Hash;
 use std::pin::Pin;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::task::{Context, Poll, Waker};
+
+use crossbeam_utils::CachePadded;
 
 use crate::sync::{Condvar, Mutex};
 
@@ -35,15 +37,13 @@ impl<V: Clone> Clone for Outcome<V> {
     }
 }
 
-struct State<V> {
-    outcome: Option<Outcome<V>>,
-    /// The asynchronous waiters' wakers; a waiter dropped before the outcome clears its slot.
-    wakers: Vec<Option<Waker>>,
-}
-
 /// One load in flight, shared by its leader and its waiters.
 pub(crate) struct Load<V> {
-    state: Mutex<State<V>>,
+    /// Set once, by the leader; read without a lock by woken waiters.
+    outcome: OnceLock<Outcome<V>>,
+    /// The asynchronous waiters' wakers (a waiter dropped before the outcome clears its slot),
+    /// and the lock that orders registering a waker against publishing the outcome.
+    wakers: Mutex<Vec<Option<Waker>>>,
     /// Blocking waiters sleep here.
     done: Condvar,
 }
@@ -51,21 +51,19 @@ pub(crate) struct Load<V> {
 impl<V> Load<V> {
     fn new() -> Self {
         Load {
-            state: Mutex::new(State {
-                outcome: None,
-                wakers: Vec::new(),
-            }),
+            outcome: OnceLock::new(),
+            wakers: Mutex::new(Vec::new()),
             done: Condvar::new(),
         }
     }
 
-    /// Sets the outcome and wakes every waiter. The wakers run after the lock is released.
+    /// Sets the outcome, then wakes every waiter. A waiter checks for the outcome under the
+    /// wakers' lock before it registers: it either sees the outcome or registers before the
+    /// wakers are taken here. The wakers run after the lock is released.
     fn publish(&self, outcome: Outcome<V>) {
-        let wakers = {
-            let mut state = self.state.lock();
-            state.outcome = Some(outcome);
-            std::mem::take(&mut state.wakers)
-        };
+        let first = self.outcome.set(outcome).is_ok();
+        debug_assert!(first, "a load has one outcome");
+        let wakers = std::mem::take(&mut *self.wakers.lock());
         self.done.notify_all();
         for waker in wakers.into_iter().flatten() {
             waker.wake();
@@ -76,12 +74,12 @@ impl<V> Load<V> {
 impl<V: Clone> Load<V> {
     /// Blocks until the load has an outcome.
     pub(crate) fn wait(&self) -> Outcome<V> {
-        let mut state = self.state.lock();
+        let mut wakers = self.wakers.lock();
         loop {
-            if let Some(outcome) = &state.outcome {
+            if let Some(outcome) = self.outcome.get() {
                 return outcome.clone();
             }
-            state = self.done.wait(state);
+            wakers = self.done.wait(wakers);
         }
     }
 
@@ -106,27 +104,30 @@ impl<V: Clone> Future for Wait<V> {
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Outcome<V>> {
         let this = &mut *self;
-        // The outcome is checked and the waker registered under one lock hold: a publish
+        if let Some(outcome) = this.load.outcome.get() {
+            return Poll::Ready(outcome.clone());
+        }
+        // The outcome is checked again and the waker registered under one lock hold: a publish
         // between the two would otherwise wake nobody (the negative control of
         // `tests/loom_loader.rs` splits them and loom finds the waiter asleep forever).
-        let mut state = this.load.state.lock();
-        if let Some(outcome) = &state.outcome {
+        let mut wakers = this.load.wakers.lock();
+        if let Some(outcome) = this.load.outcome.get() {
             return Poll::Ready(outcome.clone());
         }
         #[cfg(cascache_broken_handover)]
         {
-            drop(state);
+            drop(wakers);
             crate::sync::spin_wait();
-            state = this.load.state.lock();
+            wakers = this.load.wakers.lock();
         }
         match this.slot {
-            Some(i) => match &mut state.wakers[i] {
+            Some(i) => match &mut wakers[i] {
                 Some(waker) if waker.will_wake(cx.waker()) => {}
                 waker => *waker = Some(cx.waker().clone()),
             },
             None => {
-                state.wakers.push(Some(cx.waker().clone()));
-                this.slot = Some(state.wakers.len() - 1);
+                wakers.push(Some(cx.waker().clone()));
+                this.slot = Some(wakers.len() - 1);
             }
         }
         Poll::Pending
@@ -135,20 +136,27 @@ impl<V: Clone> Future for Wait<V> {
 
 impl<V> Drop for Wait<V> {
     fn drop(&mut self) {
-        if let Some(i) = self.slot {
-            let mut state = self.load.state.lock();
-            // After the outcome the wakers are gone (taken by `publish`).
-            if let Some(waker) = state.wakers.get_mut(i) {
+        // Once the outcome is out, `publish` has taken (or is taking) the wakers.
+        if let (Some(i), None) = (self.slot, self.load.outcome.get()) {
+            if let Some(waker) = self.load.wakers.lock().get_mut(i) {
                 *waker = None;
             }
         }
     }
 }
 
-/// The loads in flight, by key.
+/// The loads in flight of one shard of keys.
+type Shard<K, V> = CachePadded<Mutex<HashMap<K, Arc<Load<V>>, ahash::RandomState>>>;
+
+/// The loads in flight, by key, in shards chosen by the key's hash (so that loads of different
+/// keys rarely meet on one lock).
 pub(crate) struct Loading<K, V> {
-    in_flight: Mutex<HashMap<K, Arc<Load<V>>, ahash::RandomState>>,
+    shards: Box<[Shard<K, V>]>,
 }
+
+/// Shards of the registry (a power of two). An empty shard is a lock and an empty map, on a
+/// cache line of its own.
+const SHARDS: usize = 16;
 
 /// The caller's role for a key.
 pub(crate) enum Role<'a, K: Hash + Eq, V, T> {
@@ -162,7 +170,7 @@ pub(crate) enum Role<'a, K: Hash + Eq, V, T> {
 
 /// The right and duty to finish a load.
 pub(crate) struct Leader<'a, K: Hash + Eq, V> {
-    loading: &'a Loading<K, V>,
+    shard: &'a Shard<K, V>,
     key: K,
     load: Arc<Load<V>>,
     finished: bool,
@@ -171,22 +179,32 @@ pub(crate) struct Leader<'a, K: Hash + Eq, V> {
 impl<K, V> Loading<K, V> {
     pub(crate) fn new() -> Self {
         Loading {
-            in_flight: Mutex::new(HashMap::default()),
+            shards: (0..SHARDS)
+                .map(|_| CachePadded::new(Mutex::new(HashMap::default())))
+                .collect(),
         }
+    }
+
+    /// The shard of a key's hash (its top bits: the table uses the low ones).
+    fn shard(&self, hash: u64) -> &Shard<K, V> {
+        &self.shards[(hash >> 58) as usize % SHARDS]
     }
 }
 
 impl<K: Hash + Eq + Clone, V> Loading<K, V> {
-    /// Joins the load of `key`, or starts one if `present` (a read, run under the registry's
-    /// lock) finds the key absent. The read under the lock, with [`Leader::finish`] storing
-    /// under it, means that a caller that joins a load joined it before its value was stored:
-    /// a waiter's answer is the cache's value at an instant of the waiter's call.
+    /// Joins the load of `key` (whose hash is `hash`), or starts one if `present` (a read, run
+    /// under the shard's lock) finds the key absent. The read under the lock, with
+    /// [`Leader::finish`] storing under it, means that a caller that joins a load joined it
+    /// before its value was stored: a waiter's answer is the cache's value at an instant of the
+    /// waiter's call.
     pub(crate) fn join<T>(
         &self,
+        hash: u64,
         key: &K,
         present: impl FnOnce() -> Option<T>,
     ) -> Role<'_, K, V, T> {
-        let mut in_flight = self.in_flight.lock();
+        let shard = self.shard(hash);
+        let mut in_flight = shard.lock();
         if let Some(load) = in_flight.get(key) {
             return Role::Waiter(Arc::clone(load));
         }
@@ -196,7 +214,7 @@ impl<K: Hash + Eq + Clone, V> Loading<K, V> {
         let load = Arc::new(Load::new());
         in_flight.insert(key.clone(), Arc::clone(&load));
         Role::Leader(Leader {
-            loading: self,
+            shard,
             key: key.clone(),
             load,
             finished: false,
@@ -205,23 +223,23 @@ impl<K: Hash + Eq + Clone, V> Loading<K, V> {
 }
 
 impl<K: Hash + Eq, V> Loading<K, V> {
-    /// Whether a load of `key` is in flight.
-    pub(crate) fn is_loading<Q>(&self, key: &Q) -> bool
+    /// Whether a load of `key` (whose hash is `hash`) is in flight.
+    pub(crate) fn is_loading<Q>(&self, hash: u64, key: &Q) -> bool
     where
         K: std::borrow::Borrow<Q>,
         Q: Hash + Eq + ?Sized,
     {
-        self.in_flight.lock().contains_key(key)
+        self.shard(hash).lock().contains_key(key)
     }
 }
 
 impl<K: Hash + Eq, V> Leader<'_, K, V> {
     /// Ends the load: `settle` (which stores the loaded value, or reads the one a racing write
-    /// stored) runs under the registry's lock, then its outcome goes to every waiter. What else
+    /// stored) runs under the shard's lock, then its outcome goes to every waiter. What else
     /// `settle` returns is handed back, for work that must wait until the lock is released.
     pub(crate) fn finish<R>(mut self, settle: impl FnOnce() -> (Outcome<V>, R)) -> R {
         let (outcome, rest) = {
-            let mut in_flight = self.loading.in_flight.lock();
+            let mut in_flight = self.shard.lock();
             // A panic in `settle` (a weigher's, say) leaves `finished` unset: the drop abandons.
             let settled = settle();
             in_flight.remove(&self.key);
@@ -238,7 +256,7 @@ impl<K: Hash + Eq, V> Drop for Leader<'_, K, V> {
         if !self.finished {
             // The loader panicked or its future was dropped: the waiters join again (one of
             // them leads) rather than wait forever.
-            self.loading.in_flight.lock().remove(&self.key);
+            self.shard.lock().remove(&self.key);
             self.load.publish(Outcome::Abandoned);
         }
     }
@@ -268,12 +286,12 @@ mod tests {
     #[test]
     fn a_waiter_is_woken_once_by_the_outcome_and_a_dropped_one_not_at_all() {
         let loading: Loading<u32, String> = Loading::new();
-        let Role::Leader(leader) = loading.join(&1, || None::<String>) else {
+        let Role::Leader(leader) = loading.join(0, &1, || None::<String>) else {
             panic!("the first caller leads")
         };
-        assert!(loading.is_loading(&1));
+        assert!(loading.is_loading(0, &1));
         let waiters: Vec<_> = (0..2)
-            .map(|_| match loading.join(&1, || None::<String>) {
+            .map(|_| match loading.join(0, &1, || None::<String>) {
                 Role::Waiter(load) => Box::pin(load.wait_async()),
                 _ => panic!("later callers wait"),
             })
@@ -295,20 +313,23 @@ mod tests {
         drop(dropped);
         let taken = leader.finish(|| (Outcome::Loaded("v".to_string()), 7));
         assert_eq!(taken, 7);
-        assert!(!loading.is_loading(&1));
+        assert!(!loading.is_loading(0, &1));
         assert_eq!(woken.0.load(Ordering::SeqCst), 1);
         assert_eq!(not_woken.0.load(Ordering::SeqCst), 0);
         assert!(matches!(poll(&mut kept, &woken), Poll::Ready(Outcome::Loaded(v)) if v == "v"));
-        assert!(matches!(loading.join(&1, || Some(())), Role::Present(())));
+        assert!(matches!(
+            loading.join(0, &1, || Some(())),
+            Role::Present(())
+        ));
     }
 
     #[test]
     fn a_dropped_leader_abandons_to_its_waiters() {
         let loading: Loading<u32, u32> = Loading::new();
-        let Role::Leader(leader) = loading.join(&1, || None::<u32>) else {
+        let Role::Leader(leader) = loading.join(0, &1, || None::<u32>) else {
             panic!("the first caller leads")
         };
-        let Role::Waiter(load) = loading.join(&1, || None::<u32>) else {
+        let Role::Waiter(load) = loading.join(0, &1, || None::<u32>) else {
             panic!("the second waits")
         };
         let mut wait = Box::pin(Arc::clone(&load).wait_async());
@@ -325,6 +346,9 @@ mod tests {
             "a blocking waiter sees it too"
         );
         // The next caller leads a new load.
-        assert!(matches!(loading.join(&1, || None::<u32>), Role::Leader(_)));
+        assert!(matches!(
+            loading.join(0, &1, || None::<u32>),
+            Role::Leader(_)
+        ));
     }
 }

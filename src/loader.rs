@@ -102,8 +102,12 @@ where
         K: Clone,
         V: Clone,
     {
+        // A hit returns before the load's state is built around `init`.
+        if let Some(value) = self.get(&key) {
+            return value;
+        }
         infallible(
-            self.load_async(key, None, async { Ok::<V, Infallible>(init.await) })
+            self.load_async(key, None, false, async { Ok::<V, Infallible>(init.await) })
                 .await,
         )
     }
@@ -121,7 +125,10 @@ where
         V: Clone,
         E: Send + Sync + 'static,
     {
-        self.load_async(key, None, init).await
+        if let Some(value) = self.get(&key) {
+            return Ok(value);
+        }
+        self.load_async(key, None, false, init).await
     }
 
     /// Whether `key` is present, being loaded, or absent, without waiting for a load and without
@@ -144,7 +151,7 @@ where
         if let Some(found) = self.live_in(key, &guard) {
             return Lookup::Present(found.value().clone(), found.version());
         }
-        if self.loading().is_loading(key) {
+        if self.loading().is_loading(self.raw().hash(key), key) {
             Lookup::Loading
         } else {
             Lookup::Absent
@@ -165,7 +172,7 @@ where
     {
         let mut init = Some(init);
         loop {
-            match self.join_load(&key) {
+            match self.join_load(&key, true) {
                 Role::Present(value) => return Ok(value),
                 Role::Leader(leader) => {
                     let init = init
@@ -183,13 +190,15 @@ where
         }
     }
 
-    /// The async load, the same steps as [`Cache::load`]. Nothing that holds a lock or pins
-    /// the thread lives across an `.await`: the leader's registration does (it is what a
-    /// dropped future abandons).
+    /// The async load, the same steps as [`Cache::load`] (`read`: whether to read the key
+    /// first; the short forms have just read it). Nothing that holds a lock or pins the thread
+    /// lives across an `.await`: the leader's registration does (it is what a dropped future
+    /// abandons).
     pub(crate) async fn load_async<E>(
         &self,
         key: K,
         ttl: Option<Duration>,
+        mut read: bool,
         init: impl Future<Output = Result<V, E>>,
     ) -> Result<V, Arc<E>>
     where
@@ -199,7 +208,9 @@ where
     {
         let mut init = Some(init);
         loop {
-            match self.join_load(&key) {
+            let role = self.join_load(&key, read);
+            read = true;
+            match role {
                 Role::Present(value) => return Ok(value),
                 Role::Leader(leader) => {
                     let init = init
@@ -217,19 +228,23 @@ where
         }
     }
 
-    /// A read (counted), then the key's load: joined if one is in flight, else started if the
-    /// key is still absent when read again under the registry's lock.
-    fn join_load(&self, key: &K) -> Role<'_, K, V, V>
+    /// A read (counted; skipped without `read`), then the key's load: joined if one is in
+    /// flight, else started if the key is still absent when read again under the registry's
+    /// lock.
+    fn join_load(&self, key: &K, read: bool) -> Role<'_, K, V, V>
     where
         K: Clone,
         V: Clone,
     {
-        if let Some(value) = self.get(key) {
-            return Role::Present(value);
+        if read {
+            if let Some(value) = self.get(key) {
+                return Role::Present(value);
+            }
         }
         let guard = self.guard();
-        self.loading()
-            .join(key, || self.live_in(key, &guard).map(|f| f.value().clone()))
+        self.loading().join(self.raw().hash(key), key, || {
+            self.live_in(key, &guard).map(|f| f.value().clone())
+        })
     }
 
     /// Stores what the leader's loader returned (as `add` does) and hands the outcome to the
