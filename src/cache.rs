@@ -1122,6 +1122,27 @@ where
         self.stats.snapshot()
     }
 
+    /// Frees now what this thread's writes have retired (replaced, removed and evicted
+    /// values), as far as no reader can still see it. Retired memory is otherwise freed in
+    /// batches, as later operations on any thread move the epoch along: a thread about to idle
+    /// (a server's worker waiting for requests) can call this so that what it retired does not
+    /// wait for its next operation.
+    ///
+    /// ```
+    /// let cache = cascache::Cache::new(100);
+    /// cache.insert(1, vec![0u8; 1 << 20]);
+    /// cache.insert(1, vec![]); // the 1 MiB value is retired
+    /// cache.collect_garbage(); // and freed now, unless a reader still sees it
+    /// ```
+    pub fn collect_garbage(&self) {
+        // A flush hands the thread's deferred frees to the collector and collects; freeing a
+        // batch takes the epoch two steps past it, and each collection advances it at most
+        // one.
+        for _ in 0..3 {
+            self.guard().flush();
+        }
+    }
+
     /// Removes every entry. Weakly consistent: entries inserted while it runs may remain.
     ///
     /// ```

@@ -62,7 +62,11 @@ async fn a_thousand_tasks_on_one_missing_key_run_the_loader_once() {
     assert!(matches!(cache.lookup(&7), Lookup::Present(42, _)));
     let stats = cache.stats();
     assert_eq!(stats.inserts, 1);
-    assert_eq!(stats.hits + stats.misses, 1_000, "one read counted per call");
+    assert_eq!(
+        stats.hits + stats.misses,
+        1_000,
+        "one read counted per call"
+    );
 }
 
 /// The leader's future is dropped (by `timeout`, or by aborting its task) while 100 callers

@@ -13,6 +13,9 @@ pub struct Config {
     pub memory_limit: u64,
     /// Most simultaneous client connections (`-c`, default 1024); more are refused.
     pub max_connections: usize,
+    /// Connections the kernel queues before the server accepts them (`-b`, default 1024, as
+    /// memcached's; the kernel caps it at `net.core.somaxconn`).
+    pub listen_backlog: usize,
     /// Worker threads (`-t`, default 4).
     pub threads: usize,
     /// Largest item, as memcached sizes it (`-I`, default 1m).
@@ -29,6 +32,7 @@ impl Default for Config {
             listen: vec!["127.0.0.1".to_string()],
             memory_limit: 64 << 20,
             max_connections: 1024,
+            listen_backlog: 1024,
             threads: 4,
             max_item_size: 1 << 20,
             idle_timeout: 0,
@@ -85,6 +89,7 @@ Usage: cascached [options]
   -l, --listen=<addr>       interfaces to listen on, comma-separated (default: 127.0.0.1)
   -m, --memory-limit=<mb>   item memory in megabytes (default: 64)
   -c, --conn-limit=<num>    max simultaneous connections (default: 1024)
+  -b, --listen-backlog=<num> backlog of the listening sockets (default: 1024)
   -t, --threads=<num>       number of worker threads (default: 4)
   -I, --max-item-size=<num> max item size, with k/m suffix (default: 1m, min: 1k, max: 1024m)
   -U, --udp-port=<num>      UDP port: only 0 (UDP off) is supported
@@ -133,6 +138,9 @@ where
             }
             "-c" | "--conn-limit" => {
                 config.max_connections = positive(&name, number(&name, &value(&name)?)?)?;
+            }
+            "-b" | "--listen-backlog" => {
+                config.listen_backlog = positive(&name, number(&name, &value(&name)?)?)?;
             }
             "-t" | "--threads" => {
                 config.threads = positive(&name, number(&name, &value(&name)?)?)?;
@@ -365,8 +373,10 @@ mod tests {
     fn short_long_and_glued_forms() {
         let config = run(&[
             "-p", "22122", "-l", "0.0.0.0", "-m", "128", "-c", "10", "-t", "2", "-I", "2m", "-U",
-            "0",
+            "0", "-b", "64",
         ]);
+        assert_eq!(config.listen_backlog, 64);
+        assert_eq!(run(&[]).listen_backlog, 1024, "memcached's default");
         assert_eq!(config.port, 22122);
         assert_eq!(config.listen, ["0.0.0.0"]);
         assert_eq!(config.memory_limit, 128 << 20);

@@ -22,6 +22,7 @@ use mio::net::{TcpListener, TcpStream};
 use mio::{Events, Interest, Poll, Token, Waker};
 pub use signal_hook::consts::{SIGINT, SIGTERM};
 pub use signal_hook_mio::v1_0::Signals;
+use socket2::{Domain, Protocol, Socket, Type};
 
 use crate::config::Config;
 use crate::protocol::reply::TOO_MANY_CONNECTIONS;
@@ -38,6 +39,8 @@ const IDLE_BUFFER_LIMIT: usize = 64 * 1024;
 const READS_PER_TURN: usize = 16;
 /// How often a worker looks for connections idle past `-o idle_timeout`.
 const IDLE_CHECK_INTERVAL: Duration = Duration::from_secs(1);
+/// How long a worker that served requests waits for more before it frees what they retired.
+const COLLECT_AFTER: Duration = Duration::from_millis(20);
 /// At shutdown, how long replies already computed may take to reach slow readers.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(2);
 
@@ -106,12 +109,24 @@ impl ServerHandle {
     }
 }
 
+/// A listening socket with memcached's backlog (`-b`): mio's and std's `bind` listen with 128,
+/// which a burst of connections overflows before the acceptor drains it, and each connection
+/// refused then waits a second for its SYN to be retransmitted.
+fn listen(addr: SocketAddr, backlog: usize) -> io::Result<TcpListener> {
+    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
+    socket.set_reuse_address(true)?;
+    socket.bind(&addr.into())?;
+    socket.listen(i32::try_from(backlog).unwrap_or(i32::MAX))?;
+    socket.set_nonblocking(true)?;
+    Ok(TcpListener::from_std(socket.into()))
+}
+
 /// Binds the listening sockets and starts the acceptor and `config.threads` workers.
 pub fn start(config: Config) -> io::Result<ServerHandle> {
     let mut listeners = Vec::new();
     for host in &config.listen {
         for addr in (host.as_str(), config.port).to_socket_addrs()? {
-            listeners.push(TcpListener::bind(addr)?);
+            listeners.push(listen(addr, config.listen_backlog)?);
         }
     }
     if listeners.is_empty() {
@@ -278,12 +293,17 @@ impl Worker {
         let idle_timeout = Duration::from_secs(self.shared.config.idle_timeout.into());
         let idle_tick = (!idle_timeout.is_zero()).then_some(IDLE_CHECK_INTERVAL);
         let mut idle_checked = Instant::now();
+        // Whether this worker served requests since it last freed what they retired.
+        let mut retired = false;
         loop {
-            // With connections waiting for another turn, only look for new events.
-            let timeout = if self.ready.is_empty() {
-                idle_tick
-            } else {
+            // With connections waiting for another turn, only look for new events; after
+            // serving, wait a moment for more before freeing what the requests retired.
+            let timeout = if !self.ready.is_empty() {
                 Some(Duration::ZERO)
+            } else if retired {
+                Some(idle_tick.map_or(COLLECT_AFTER, |tick| tick.min(COLLECT_AFTER)))
+            } else {
+                idle_tick
             };
             if let Err(error) = self.poll.poll(&mut events, timeout) {
                 if error.kind() == io::ErrorKind::Interrupted {
@@ -292,6 +312,13 @@ impl Worker {
                 eprintln!("cascached: worker poll failed: {error}");
                 return;
             }
+            if events.is_empty() && self.ready.is_empty() && retired {
+                // Idle: evicted and replaced values would otherwise stay allocated (deferred by
+                // the epoch scheme) until this worker's next request.
+                self.shared.store.collect_garbage();
+                retired = false;
+            }
+            retired |= !events.is_empty() || !self.ready.is_empty();
             for index in std::mem::take(&mut self.ready) {
                 self.serve(index, false);
             }

@@ -548,6 +548,12 @@ impl Store {
         }
     }
 
+    /// Frees what this thread's writes retired (see [`Cache::collect_garbage`]): a worker
+    /// calls it before it idles, so that evicted values are not held until its next request.
+    pub fn collect_garbage(&self) {
+        self.cache.collect_garbage();
+    }
+
     /// Items held (expired ones count until found, as in memcached).
     pub fn len(&self) -> usize {
         self.cache.len()
