@@ -4,6 +4,7 @@
 //! * `compare` (binary): throughput on the shared workloads, rounds interleaved, memory per
 //!   entry, targets met or missed;
 //! * `hit_ratio` (binary): hit ratio and throughput on the traces in `traces/`;
+//! * `async_compare` (binary): the async loaders, a hit and a coalesced miss, on tokio;
 //! * `benches/`: the same workloads under criterion, and the single-threaded core operations.
 //!
 //! ```sh
@@ -13,3 +14,25 @@
 //! ```
 
 pub mod workloads;
+
+/// The CPU model and core count, for the record of a run.
+pub fn machine() -> String {
+    let model = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("model name"))
+                .and_then(|l| l.split(':').nth(1))
+                .map(|m| m.trim().to_string())
+        })
+        .unwrap_or_else(|| "unknown CPU".into());
+    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
+    format!("{model}, {cores} cores")
+}
+
+/// The 1, 5 and 15 minute load averages ("?" where the system does not say).
+pub fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .map(|l| l.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_else(|_| "?".into())
+}

@@ -598,26 +598,6 @@ fn print_results(results: &Results, args: &Args) {
     }
 }
 
-fn cpu() -> String {
-    let model = std::fs::read_to_string("/proc/cpuinfo")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("model name"))
-                .and_then(|l| l.split(':').nth(1))
-                .map(|m| m.trim().to_string())
-        })
-        .unwrap_or_else(|| "unknown CPU".into());
-    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
-    format!("{model}, {cores} cores")
-}
-
-fn load() -> String {
-    std::fs::read_to_string("/proc/loadavg")
-        .map(|l| l.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
-        .unwrap_or_else(|_| "?".into())
-}
-
 fn main() -> ExitCode {
     let args = match parse_args() {
         Ok(args) => args,
@@ -654,11 +634,11 @@ async fn run(args: &Args) -> Result<(), String> {
     println!(
         "# async loaders — {}; tokio multi-thread runtime, 2 workers; {} rounds, interleaved{}; \
 capacity {}K each; load average at start {}",
-        cpu(),
+        cascache_bench::machine(),
         args.rounds,
         if args.quick { " (quick)" } else { "" },
         CAPACITY / 1000,
-        load()
+        cascache_bench::load_average()
     );
     let stream = Arc::new(zipf::stream(KEYS, ZIPF_S, STREAM, 7));
     let mut subjects = Vec::new();
@@ -717,7 +697,7 @@ capacity {}K each; load average at start {}",
     print_targets(&results, args);
     println!(
         "\n(load average at end {}; {:.0} s in all)",
-        load(),
+        cascache_bench::load_average(),
         started.elapsed().as_secs_f64()
     );
     Ok(())

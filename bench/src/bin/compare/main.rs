@@ -364,23 +364,10 @@ pub fn context() -> String {
     let day = doy - (153 * mp + 2) / 5 + 1;
     let month = if mp < 10 { mp + 3 } else { mp - 9 };
     let year = yoe + era * 400 + i64::from(month <= 2);
-    let cpu = std::fs::read_to_string("/proc/cpuinfo")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("model name"))
-                .and_then(|l| l.split(':').nth(1))
-                .map(|m| m.trim().to_string())
-        })
-        .unwrap_or_else(|| "unknown CPU".into());
-    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
-    format!("{year:04}-{month:02}-{day:02}, {cpu}, {cores} cores")
-}
-
-fn load() -> String {
-    std::fs::read_to_string("/proc/loadavg")
-        .map(|l| l.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
-        .unwrap_or_else(|_| "?".into())
+    format!(
+        "{year:04}-{month:02}-{day:02}, {}",
+        cascache_bench::machine()
+    )
 }
 
 fn main() -> ExitCode {
@@ -404,7 +391,7 @@ fn main() -> ExitCode {
     }
     let started = Instant::now();
     let context = context();
-    let start_load = load();
+    let start_load = cascache_bench::load_average();
     println!(
         "# cascache vs peers — {context}; {} rounds × {} ms, interleaved; load average at start {start_load}",
         args.rounds,
@@ -452,7 +439,7 @@ fn main() -> ExitCode {
     }
     println!(
         "\n(load average at end {}; {:.0} s in all)",
-        load(),
+        cascache_bench::load_average(),
         started.elapsed().as_secs_f64()
     );
     if let Some(path) = &args.svg {

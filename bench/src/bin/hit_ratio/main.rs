@@ -414,6 +414,30 @@ impl Occupancy {
     }
 }
 
+/// Replays one batch of requests that starts at trace position `start`, and returns its hits.
+/// Samples the entries held when the batch passes a multiple of `sample_every`, and reports
+/// progress every `CHUNK` requests (`done` counts those not reported yet).
+fn replay_batch(
+    cache: &dyn Shared,
+    batch: &[u64],
+    start: usize,
+    sample_every: usize,
+    occupancy: &Occupancy,
+    progress: &Progress,
+    done: &mut usize,
+) -> u64 {
+    let hits = batch.iter().filter(|&&k| cache.access(k)).count() as u64;
+    if start / sample_every != (start + batch.len()) / sample_every {
+        occupancy.record(cache.held());
+    }
+    *done += batch.len();
+    if *done >= CHUNK {
+        progress.advance(*done);
+        *done = 0;
+    }
+    hits
+}
+
 /// Replay `keys` against a concurrent cache from `threads` threads taking batches of `BATCH`
 /// consecutive requests from one shared cursor, sampling the entries it holds whenever the
 /// cursor passes a multiple of `sample_every` requests. Returns the hit ratio in percent.
@@ -440,19 +464,15 @@ fn run_shared(
                             break;
                         }
                         let batch = &keys[start..(start + BATCH).min(keys.len())];
-                        for &k in batch {
-                            if cache.access(k) {
-                                hits += 1;
-                            }
-                        }
-                        if start / sample_every != (start + batch.len()) / sample_every {
-                            occupancy.record(cache.held());
-                        }
-                        done += batch.len();
-                        if done >= CHUNK {
-                            progress.advance(done);
-                            done = 0;
-                        }
+                        hits += replay_batch(
+                            cache,
+                            batch,
+                            start,
+                            sample_every,
+                            occupancy,
+                            progress,
+                            &mut done,
+                        );
                     }
                     progress.advance(done);
                     hits
@@ -494,20 +514,16 @@ fn run_independent(
                     together.wait();
                     let chunks = keys.chunks(INDEPENDENT_CHUNK).enumerate();
                     for (c, chunk) in chunks.skip(i).step_by(threads) {
-                        for &k in chunk {
-                            if cache.access(k) {
-                                hits += 1;
-                            }
-                        }
                         let start = c * INDEPENDENT_CHUNK;
-                        if start / sample_every != (start + chunk.len()) / sample_every {
-                            occupancy.record(cache.held());
-                        }
-                        done += chunk.len();
-                        if done >= CHUNK {
-                            progress.advance(done);
-                            done = 0;
-                        }
+                        hits += replay_batch(
+                            cache,
+                            chunk,
+                            start,
+                            sample_every,
+                            occupancy,
+                            progress,
+                            &mut done,
+                        );
                     }
                     progress.advance(done);
                     hits
