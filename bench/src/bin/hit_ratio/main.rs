@@ -448,43 +448,21 @@ fn run_shared(
     sample_every: usize,
     occupancy: &Occupancy,
 ) -> f64 {
-    let progress = Progress::new(cache.name(), keys.len());
-    let progress = &progress;
     let cursor = std::sync::atomic::AtomicUsize::new(0);
-    let cursor = &cursor;
-    let hits: u64 = std::thread::scope(|s| {
-        let workers: Vec<_> = (0..threads)
-            .map(|_| {
-                s.spawn(move || {
-                    let mut hits = 0u64;
-                    let mut done = 0;
-                    loop {
-                        let start = cursor.fetch_add(BATCH, std::sync::atomic::Ordering::Relaxed);
-                        if start >= keys.len() {
-                            break;
-                        }
-                        let batch = &keys[start..(start + BATCH).min(keys.len())];
-                        hits += replay_batch(
-                            cache,
-                            batch,
-                            start,
-                            sample_every,
-                            occupancy,
-                            progress,
-                            &mut done,
-                        );
-                    }
-                    progress.advance(done);
-                    hits
-                })
-            })
-            .collect();
-        workers
-            .into_iter()
-            .map(|w| w.join().unwrap_or_else(|e| std::panic::resume_unwind(e)))
-            .sum()
-    });
-    ratio(hits, keys.len())
+    replay_on_threads(
+        cache,
+        keys,
+        threads,
+        sample_every,
+        occupancy,
+        |_, replay| loop {
+            let start = cursor.fetch_add(BATCH, std::sync::atomic::Ordering::Relaxed);
+            if start >= keys.len() {
+                break;
+            }
+            replay(start, &keys[start..(start + BATCH).min(keys.len())]);
+        },
+    )
 }
 
 /// Replay `keys` against a concurrent cache from `threads` threads acting as independent
@@ -499,32 +477,54 @@ fn run_independent(
     sample_every: usize,
     occupancy: &Occupancy,
 ) -> f64 {
-    let progress = Progress::new(cache.name(), keys.len());
-    let progress = &progress;
     // The clients start together: otherwise the first thread spawned replays a head start of
     // its chunks alone (all of them, on a short trace and a fast cache).
     let together = std::sync::Barrier::new(threads);
-    let together = &together;
+    replay_on_threads(
+        cache,
+        keys,
+        threads,
+        sample_every,
+        occupancy,
+        |i, replay| {
+            together.wait();
+            let chunks = keys.chunks(INDEPENDENT_CHUNK).enumerate();
+            for (c, chunk) in chunks.skip(i).step_by(threads) {
+                replay(c * INDEPENDENT_CHUNK, chunk);
+            }
+        },
+    )
+}
+
+/// Runs `batches` on each of `threads` threads (with the thread's index); it hands every
+/// batch it takes, with the batch's position in the trace, to the replay it is given. Returns
+/// the hit ratio in percent of the whole trace.
+fn replay_on_threads(
+    cache: &dyn Shared,
+    keys: &[u64],
+    threads: usize,
+    sample_every: usize,
+    occupancy: &Occupancy,
+    batches: impl Fn(usize, &mut dyn FnMut(usize, &[u64])) + Sync,
+) -> f64 {
+    let progress = Progress::new(cache.name(), keys.len());
+    let (progress, batches) = (&progress, &batches);
     let hits: u64 = std::thread::scope(|s| {
         let workers: Vec<_> = (0..threads)
             .map(|i| {
                 s.spawn(move || {
-                    let mut hits = 0u64;
-                    let mut done = 0;
-                    together.wait();
-                    let chunks = keys.chunks(INDEPENDENT_CHUNK).enumerate();
-                    for (c, chunk) in chunks.skip(i).step_by(threads) {
-                        let start = c * INDEPENDENT_CHUNK;
+                    let (mut hits, mut done) = (0u64, 0);
+                    batches(i, &mut |start, batch| {
                         hits += replay_batch(
                             cache,
-                            chunk,
+                            batch,
                             start,
                             sample_every,
                             occupancy,
                             progress,
                             &mut done,
                         );
-                    }
+                    });
                     progress.advance(done);
                     hits
                 })
