@@ -269,7 +269,7 @@ where
         self.live_hashed(self.hash(key), |k| k.borrow() == key, guard)
     }
 
-    fn live_hashed<'g>(
+    pub(crate) fn live_hashed<'g>(
         &self,
         hash: u64,
         eq: impl Fn(&K) -> bool,
@@ -283,12 +283,23 @@ where
     }
 
     /// A read: the live entry, recorded as a hit (access count, time to idle) or a miss.
+    #[inline]
     pub(crate) fn read_in<'g, Q>(&self, key: &Q, guard: &'g Guard) -> Option<Found<'g, K, V>>
     where
         K: Borrow<Q>,
         Q: Hash + Eq + ?Sized,
     {
-        match self.live_in(key, guard) {
+        self.read_hashed(self.hash(key), |k| k.borrow() == key, guard)
+    }
+
+    /// [`Cache::read_in`] of a key whose hash the caller has computed already.
+    pub(crate) fn read_hashed<'g>(
+        &self,
+        hash: u64,
+        eq: impl Fn(&K) -> bool,
+        guard: &'g Guard,
+    ) -> Option<Found<'g, K, V>> {
+        match self.live_hashed(hash, eq, guard) {
             Some(found) => {
                 self.stats.record(Stat::Hit);
                 if self.policy.is_some() {
