@@ -126,6 +126,10 @@ impl<V: Clone> Future for Wait<V> {
                 waker => *waker = Some(cx.waker().clone()),
             },
             None => {
+                if wakers.capacity() == 0 {
+                    // Waiters come in crowds (a hot key's miss): skip the smallest regrowths.
+                    wakers.reserve(16);
+                }
                 wakers.push(Some(cx.waker().clone()));
                 this.slot = Some(wakers.len() - 1);
             }
