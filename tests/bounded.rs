@@ -587,8 +587,8 @@ fn insert_remove_churn_below_capacity_does_not_pile_up_removed_entries() {
 /// Every key is new, and half of them come back once, 17 to 64 requests later (the shape of the
 /// corda trace in `traces/kv`): any cache of more than ~50 entries can hit every comeback. The
 /// climber shrinks small while the hit ratio holds, so it must not shrink past the reuse
-/// distance in one move: 2% of capacity a move took small from 31.6 entries to its floor on the
-/// trace, and the period that straddled the cliff did not drop beyond the noise bound.
+/// distance in one move: with moves of 2% of capacity, one move took small from 31.6 entries to
+/// its floor on the trace, and the period that straddled the cliff stayed inside the noise bound.
 #[test]
 fn the_climber_does_not_shrink_small_past_a_reuse_distance_in_one_move() {
     let capacity = 2_827u64;

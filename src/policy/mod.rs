@@ -725,9 +725,9 @@ impl<K, V> Queues<K, V> {
         // A shrink takes at most half of small in one period, so that a cliff (a reuse distance
         // small just covered) is crossed in measured steps rather than skipped: 2% of capacity
         // took kv/corda @ 2,827 from 31.6 entries to the floor of 2.8 in one move, past its
-        // reuses at 32-64 requests, and the drop of the period that straddled the move stayed
-        // inside the noise bound (28.86% against 33.33% for every simulator and LRU; 31.26%
-        // with the cap; the table's rows unchanged within noise).
+        // reuses (most 17-64 requests apart), and the drop of the period that straddled the
+        // move stayed inside the noise bound (28.86% against 33.33% for every simulator and
+        // LRU; 31.26% with the cap; the table's rows unchanged within noise).
         let step = (climber.direction * climber.step).max(-self.small_target / 2.0);
         self.small_target = (self.small_target + step).clamp(low, high);
     }
