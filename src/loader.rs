@@ -170,24 +170,20 @@ where
         V: Clone,
         E: Send + Sync + 'static,
     {
-        let mut init = Some(init);
-        loop {
+        // Join until this caller leads (or gets an answer as a waiter), then load.
+        let leader = loop {
             match self.join_load(&key, true) {
                 Role::Present(value) => return Ok(value),
-                Role::Leader(leader) => {
-                    let init = init
-                        .take()
-                        .expect("a caller leads at most once: it returns after");
-                    let loaded = init();
-                    return self.finish_load(leader, key, ttl, loaded);
-                }
+                Role::Leader(leader) => break leader,
                 Role::Waiter(load) => {
                     if let Some(answer) = waited(load.wait()) {
                         return answer;
                     }
                 }
             }
-        }
+        };
+        let loaded = init();
+        self.finish_load(leader, key, ttl, loaded)
     }
 
     /// The async load, the same steps as [`Cache::load`] (`read`: whether to read the key
@@ -206,26 +202,21 @@ where
         V: Clone,
         E: Send + Sync + 'static,
     {
-        let mut init = Some(init);
-        loop {
+        let leader = loop {
             let role = self.join_load(&key, read);
             read = true;
             match role {
                 Role::Present(value) => return Ok(value),
-                Role::Leader(leader) => {
-                    let init = init
-                        .take()
-                        .expect("a caller leads at most once: it returns after");
-                    let loaded = init.await;
-                    return self.finish_load(leader, key, ttl, loaded);
-                }
+                Role::Leader(leader) => break leader,
                 Role::Waiter(load) => {
                     if let Some(answer) = waited(load.wait_async().await) {
                         return answer;
                     }
                 }
             }
-        }
+        };
+        let loaded = init.await;
+        self.finish_load(leader, key, ttl, loaded)
     }
 
     /// A read (counted; skipped without `read`), then the key's load: joined if one is in
