@@ -36,3 +36,24 @@ pub fn load_average() -> String {
         .map(|l| l.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
         .unwrap_or_else(|_| "?".into())
 }
+
+/// A measuring tool's parsed arguments, or `None` after printing `tool`'s error (an empty one is
+/// `--help`) and its usage. Then warns on a debug build, whose figures mean nothing.
+pub fn args_or_usage<T>(tool: &str, usage: &str, parsed: Result<T, String>) -> Option<T> {
+    let args = match parsed {
+        Ok(args) => args,
+        Err(error) => {
+            if !error.is_empty() {
+                eprintln!("{tool}: {error}");
+            }
+            eprintln!("{usage}");
+            return None;
+        }
+    };
+    if cfg!(debug_assertions) {
+        eprintln!(
+            "{tool}: WARNING: a debug build; run with --release for figures that mean anything"
+        );
+    }
+    Some(args)
+}

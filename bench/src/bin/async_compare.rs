@@ -599,22 +599,9 @@ fn print_results(results: &Results, args: &Args) {
 }
 
 fn main() -> ExitCode {
-    let args = match parse_args() {
-        Ok(args) => args,
-        Err(error) => {
-            if !error.is_empty() {
-                eprintln!("async_compare: {error}");
-            }
-            eprintln!("{USAGE}");
-            return ExitCode::from(2);
-        }
+    let Some(args) = cascache_bench::args_or_usage("async_compare", USAGE, parse_args()) else {
+        return ExitCode::from(2);
     };
-    if cfg!(debug_assertions) {
-        eprintln!(
-            "async_compare: WARNING: a debug build; run with --release for figures that mean \
-anything"
-        );
-    }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()

@@ -374,21 +374,9 @@ fn main() -> ExitCode {
     if let Some(code) = memory::child_main() {
         return code;
     }
-    let args = match parse_args() {
-        Ok(args) => args,
-        Err(error) => {
-            if !error.is_empty() {
-                eprintln!("compare: {error}");
-            }
-            eprintln!("{USAGE}");
-            return ExitCode::from(2);
-        }
+    let Some(args) = cascache_bench::args_or_usage("compare", USAGE, parse_args()) else {
+        return ExitCode::from(2);
     };
-    if cfg!(debug_assertions) {
-        eprintln!(
-            "compare: WARNING: a debug build; run with --release for figures that mean anything"
-        );
-    }
     let started = Instant::now();
     let context = context();
     let start_load = cascache_bench::load_average();
