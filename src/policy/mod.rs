@@ -986,9 +986,7 @@ fn retain_translated(
 /// Folds `hits` of the key of `hash` into the sketch and into the climber's counts (a free
 /// function so that it can borrow those two apart from the queue the entry sits in).
 fn fold_hits(sketch: &mut Sketch, climber: &mut Climber, hits: u8, hash: u32) {
-    for _ in 0..hits {
-        sketch.increment(hash);
-    }
+    sketch.add(hash, u32::from(hits));
     climber.hits += u64::from(hits);
     climber.requests += u64::from(hits);
     climber.total_hits += u64::from(hits);

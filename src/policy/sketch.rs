@@ -73,32 +73,50 @@ impl Sketch {
             .min(count(positions[3]))
     }
 
+    /// Counts one more sighting of `hash`.
     pub(super) fn increment(&mut self, hash: u32) {
+        self.add(hash, 1);
+    }
+
+    /// Counts `times` more sightings of `hash`: what as many [`increment`](Sketch::increment)s
+    /// would do, aging included, in one pass (folding an entry's hits called `increment` once per
+    /// hit, up to 15 times per entry the hand visits).
+    pub(super) fn add(&mut self, hash: u32, times: u32) {
+        let mut left = u64::from(times);
+        while left > 0 {
+            // Up to the next aging, which single increments would have run between two of
+            // them. (`increments < aging_period` always holds here, so `now` is at least 1.)
+            let now = left.min(self.aging_period - self.increments);
+            self.raise(hash, now);
+            left -= now;
+            self.increments += now;
+            if self.increments >= self.aging_period {
+                for block in self.blocks.iter_mut() {
+                    for word in block.0.iter_mut() {
+                        *word = (*word >> 1) & 0x7777_7777_7777_7777;
+                    }
+                }
+                self.increments /= 2;
+            }
+        }
+    }
+
+    /// `times` conservative updates of `hash`'s counters at once. One update adds 1 to the
+    /// counters at the minimum (below 15); the minimum then climbs by one per update and every
+    /// counter it reaches climbs with it, so `times` of them leave each counter at the larger of
+    /// its count and `min + times` (at most 15).
+    #[inline]
+    fn raise(&mut self, hash: u32, times: u64) {
         let (block, positions) = self.positions(hash);
         let words = &mut self.blocks[block].0;
         let count = |words: &[u64; 8], (word, shift): (usize, u32)| (words[word] >> shift) & 15;
-        let counts = [
-            count(words, positions[0]),
-            count(words, positions[1]),
-            count(words, positions[2]),
-            count(words, positions[3]),
-        ];
+        let counts = positions.map(|position| count(words, position));
         let min = counts[0].min(counts[1]).min(counts[2]).min(counts[3]);
-        if min < 15 {
-            for (&(word, shift), &count) in positions.iter().zip(&counts) {
-                if count == min {
-                    words[word] += 1 << shift;
-                }
+        let target = (min + times).min(15);
+        for (&(word, shift), &count) in positions.iter().zip(&counts) {
+            if count < target {
+                words[word] += (target - count) << shift;
             }
-        }
-        self.increments += 1;
-        if self.increments >= self.aging_period {
-            for block in self.blocks.iter_mut() {
-                for word in block.0.iter_mut() {
-                    *word = (*word >> 1) & 0x7777_7777_7777_7777;
-                }
-            }
-            self.increments /= 2;
         }
     }
 
@@ -132,6 +150,60 @@ mod tests {
             sketch.increment(key);
         }
         assert!(sketch.estimate(7) <= 8, "halved: {}", sketch.estimate(7));
+    }
+
+    /// One conservative update, written out: add 1 to the counters at the minimum (below 15),
+    /// then age every `aging_period` updates.
+    fn update_once(sketch: &mut Sketch, hash: u32) {
+        let (block, positions) = sketch.positions(hash);
+        let words = &mut sketch.blocks[block].0;
+        let counts = positions.map(|(word, shift)| (words[word] >> shift) & 15);
+        let min = *counts.iter().min().unwrap();
+        for (&(word, shift), &count) in positions.iter().zip(&counts) {
+            if count == min && min < 15 {
+                words[word] += 1 << shift;
+            }
+        }
+        sketch.increments += 1;
+        if sketch.increments >= sketch.aging_period {
+            for word in sketch
+                .blocks
+                .iter_mut()
+                .flat_map(|block| block.0.iter_mut())
+            {
+                *word = (*word >> 1) & 0x7777_7777_7777_7777;
+            }
+            sketch.increments /= 2;
+        }
+    }
+
+    /// `add(h, n)` leaves the sketch exactly as `n` single updates do, across agings and
+    /// saturation.
+    #[test]
+    fn add_is_that_many_increments() {
+        let (mut added, mut incremented) = (Sketch::new(16), Sketch::new(16));
+        let mut state = 0x2545_f491_4f6c_dd1d_u64;
+        for step in 0..20_000 {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            let hash = (state % 97) as u32; // few keys: counters collide and saturate
+            let times = (state >> 40) as u32 % 16;
+            added.add(hash, times);
+            for _ in 0..times {
+                update_once(&mut incremented, hash);
+            }
+            assert_eq!(added.increments, incremented.increments, "step {step}");
+            for probe in 0..97 {
+                assert_eq!(
+                    added.estimate(probe),
+                    incremented.estimate(probe),
+                    "step {step}"
+                );
+            }
+        }
+        let words = |sketch: &Sketch| sketch.blocks.iter().flat_map(|b| b.0).collect::<Vec<_>>();
+        assert_eq!(words(&added), words(&incremented));
     }
 
     #[test]

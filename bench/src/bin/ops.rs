@@ -13,9 +13,11 @@
 //!   (every insert evicts);
 //! * `cas`: `compare_and_swap` from the version the previous one returned, Zipf order;
 //! * `increment`: the founding loop's `gets` + `compare_and_swap` on one key;
-//! * `insert`: `insert` over present keys (an overwrite), Zipf order.
+//! * `insert`: `insert` over present keys (an overwrite), Zipf order;
+//! * `churn`: `compare`'s churn on one thread: a `get` of Zipf(0.99) keys over 1M, and an
+//!   `insert` after each miss, in a cache of 100K (after one warming pass of 2^20 requests).
 //!
-//! A third argument runs `hit`, `miss` or `insert` on a peer instead (`quick_cache`, `papaya`;
+//! A third argument runs `hit`, `miss`, `insert` or `churn` on a peer instead (`quick_cache`, `papaya`;
 //! `papaya` has no capacity, so its `miss` only inserts), for instruction budgets side by side.
 //!
 //! It prints the operations and the nanoseconds per operation (wall time, so only for
@@ -30,6 +32,13 @@ use cascache_bench::workloads::peers::{self, Map};
 use cascache_bench::workloads::{zipf, ZIPF_S};
 
 const KEYS: u64 = 100_000;
+/// The churn operation's key space (its cache holds [`KEYS`]).
+const CHURN_KEYS: u64 = 1_000_000;
+
+/// The churn operation's keys: Zipf(0.99) over [`CHURN_KEYS`].
+fn churn_keys() -> Vec<u64> {
+    zipf::stream(CHURN_KEYS, ZIPF_S, 1 << 20, 11)
+}
 
 fn filled(capacity: u64) -> Cache<u64, u64> {
     let cache = Cache::new(capacity);
@@ -45,7 +54,9 @@ fn main() -> ExitCode {
         args.first(),
         args.get(1).and_then(|n| n.parse::<u64>().ok()),
     ) else {
-        eprintln!("usage: ops <hit|hit-pinned|miss|cas|increment|insert> <operations> [peer]");
+        eprintln!(
+            "usage: ops <hit|hit-pinned|miss|cas|increment|insert|churn> <operations> [peer]"
+        );
         return ExitCode::from(2);
     };
     // OPS_HOT_KEYS=n: cycle over keys 0..n instead (everything in the first cache levels, so
@@ -133,6 +144,20 @@ fn main() -> ExitCode {
                 black_box(cache.insert(key(i), i));
             }
         }
+        "churn" => {
+            let keys = churn_keys();
+            let cache = Cache::new(KEYS);
+            let request = |k: u64| {
+                if cache.get(&k).is_none() {
+                    cache.insert(k, k);
+                }
+            };
+            keys.iter().for_each(|&k| request(k));
+            started = Instant::now();
+            for i in 0..count {
+                request(keys[(i as usize) & (keys.len() - 1)]);
+            }
+        }
         other => {
             eprintln!("ops: unknown operation {other:?}");
             return ExitCode::from(2);
@@ -146,7 +171,7 @@ fn main() -> ExitCode {
     ExitCode::SUCCESS
 }
 
-/// `hit`, `miss` or `insert` through the peers' common interface.
+/// `hit`, `miss`, `insert` or `churn` through the peers' common interface.
 fn run_peer<M: Map>(
     op: &str,
     count: u64,
@@ -186,7 +211,21 @@ fn run_peer<M: Map>(
                 map.insert(key(i), i);
             }
         }
-        other => return Err(format!("{other}: peers run hit, miss and insert")),
+        "churn" => {
+            let keys = churn_keys();
+            let map = build(KEYS);
+            let request = |k: u64| {
+                if !map.get(k) {
+                    map.insert(k, k);
+                }
+            };
+            keys.iter().for_each(|&k| request(k));
+            started = Instant::now();
+            for i in 0..count {
+                request(keys[(i as usize) & (keys.len() - 1)]);
+            }
+        }
+        other => return Err(format!("{other}: peers run hit, miss, insert and churn")),
     }
     println!(
         "{op}: {count} operations, {:.1} ns each",
