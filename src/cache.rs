@@ -269,6 +269,7 @@ where
         self.live_hashed(self.hash(key), |k| k.borrow() == key, guard)
     }
 
+    #[inline]
     pub(crate) fn live_hashed<'g>(
         &self,
         hash: u64,
@@ -293,6 +294,7 @@ where
     }
 
     /// [`Cache::read_in`] of a key whose hash the caller has computed already.
+    #[inline]
     pub(crate) fn read_hashed<'g>(
         &self,
         hash: u64,

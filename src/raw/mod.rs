@@ -188,6 +188,7 @@ impl<K, V, S> RawTable<K, V, S> {
     }
 
     /// The live node of a key.
+    #[inline]
     pub(crate) fn load<'g>(
         &self,
         hash: u64,

@@ -407,6 +407,7 @@ impl<K, V> Table<K, V> {
     }
 
     /// Looks for a live node of the key in this table alone.
+    #[inline]
     pub(super) fn lookup<'g>(
         &'g self,
         hash: u64,
