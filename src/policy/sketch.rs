@@ -26,6 +26,8 @@ struct Block([u64; 8]);
 
 pub(super) struct Sketch {
     blocks: Box<[Block]>,
+    /// `blocks.len() - 1` (a power of two).
+    mask: u64,
     increments: u64,
     aging_period: u64,
 }
@@ -33,20 +35,15 @@ pub(super) struct Sketch {
 impl Sketch {
     /// A sketch for a cache of about `entries` entries.
     pub(super) fn new(entries: usize) -> Self {
-        let blocks = (entries * COUNTERS_PER_ENTRY).div_ceil(BLOCK_COUNTERS);
+        let blocks = (entries * COUNTERS_PER_ENTRY / BLOCK_COUNTERS)
+            .max(1)
+            .next_power_of_two();
         Sketch {
             blocks: vec![Block::default(); blocks].into_boxed_slice(),
+            mask: blocks as u64 - 1,
             increments: 0,
             aging_period: AGING_PERIOD_PER_ENTRY * entries.max(1) as u64,
         }
-    }
-
-    /// The block of a spread hash: its low 32 bits mapped onto the block count by a multiply, so
-    /// that the sketch holds exactly its counters per entry (a power-of-two count, rounded up,
-    /// held up to twice as many, and a cache of many shards paid for that in every shard).
-    #[inline]
-    fn block(&self, spread: u64) -> usize {
-        ((spread as u32 as u64 * self.blocks.len() as u64) >> 32) as usize
     }
 
     /// The block of `hash` and, for each of its four counters, the word (0..8) and bit shift:
@@ -54,7 +51,7 @@ impl Sketch {
     #[inline]
     fn positions(&self, hash: u32) -> (usize, [(usize, u32); 4]) {
         let spread = spread(hash);
-        let block = self.block(spread);
+        let block = (spread & self.mask) as usize;
         let high = spread >> 32;
         let position = |i: usize| {
             let word = 2 * i + ((high >> i) & 1) as usize;
@@ -125,7 +122,7 @@ impl Sketch {
 
     /// Starts loading the block of `hash`, for an increment or estimate soon after.
     pub(super) fn prefetch(&self, hash: u32) {
-        let block = self.block(spread(hash));
+        let block = (spread(hash) & self.mask) as usize;
         crate::raw::prefetch(&self.blocks[block]);
     }
 }
