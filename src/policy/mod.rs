@@ -273,7 +273,10 @@ impl<K, V> Policy<K, V> {
     /// waits in the kernel); eight per core cut that to 5.1% and ran 7% faster (four
     /// interleaved runs each: 9.9-10.0 against 10.5-10.8 M ops/s on 2 cores), at the same hit
     /// ratio or a higher one (P3 @ 65,536 +0.14-0.30 points, P12 @ 131,072 +0.2, OLTP @ 65,536
-    /// and Zipf @ 100,000 unchanged, on 1 and 2 threads).
+    /// and Zipf @ 100,000 unchanged, on 1 and 2 threads). It costs memory where shards reach
+    /// [`MAX_SIZED_ENTRIES`]: each shard's sketch is sized for at most that many entries, so
+    /// more shards hold more of it (at 1.1M entries on 2 cores, 8 MiB instead of 4: 4.3 B more
+    /// per entry).
     pub(crate) fn default_shards(capacity: u64) -> usize {
         #[cfg(loom)]
         let threads: usize = 1;

@@ -180,6 +180,7 @@ mod tests {
     /// `add(h, n)` leaves the sketch exactly as `n` single updates do, across agings and
     /// saturation.
     #[test]
+    #[cfg_attr(miri, ignore = "safe code only; minutes under Miri")]
     fn add_is_that_many_increments() {
         let (mut added, mut incremented) = (Sketch::new(16), Sketch::new(16));
         let mut state = 0x2545_f491_4f6c_dd1d_u64;
