@@ -70,12 +70,11 @@ def memcached_number(data):
     return value
 
 
-# Deltas memcached refuses (None) or reads as strtoull does (the number it reads): the number
-# is needed to tell memcached's >= 2^63 read past the item (arith_fluke) on these too.
-ODD_DELTAS = {
-    b"18446744073709551616": None, b"-1": None, b"+5": 5, b"-0": 0, b"007": 7, b"5abc": None,
-    b"0x5": None, b"1" * 21: None, b"00000000000000000000005": 5,
-}
+# Deltas memcached refuses or reads as strtoull does. It parses a delta with the same
+# safe_strtoull as a value, so `memcached_number` gives the number it reads (or None), which
+# arith_fluke needs to tell memcached's >= 2^63 read past the item on these too.
+ODD_DELTAS = (b"18446744073709551616", b"-1", b"+5", b"-0", b"007", b"5abc", b"0x5", b"1" * 21,
+              b"00000000000000000000005")
 
 
 def apply_delta(value, incr, delta):
@@ -404,8 +403,8 @@ class Gen:
         self.effect = ("arith", key, cmd == b"incr", delta)
         if self.r.random() < 0.08:
             # deltas memcached refuses, or reads like strtoull
-            odd = self.r.choice(list(ODD_DELTAS))
-            self.effect = ("arith", key, cmd == b"incr", ODD_DELTAS[odd])
+            odd = self.r.choice(ODD_DELTAS)
+            self.effect = ("arith", key, cmd == b"incr", memcached_number(odd))
             return [b"%s %s %s\r\n" % (cmd, key, odd)], key
         # no noreply where the stored number may be >= 2^63 (see Gen.after)
         noreply = b"" if self.poisoned.get(key) else self.noreply(0.15)
